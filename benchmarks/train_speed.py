@@ -1,0 +1,96 @@
+"""Training throughput: ganpipe's loop vs a plain PyTorch loop with a per-item torchvision-style Dataset.
+
+Same model, same loss, same batch size, same thread count, on the default data. Prints images/s (real images
+shown to D per second). Usage: python benchmarks/train_speed.py [--steps 150] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from ganpipe import config, data
+from ganpipe.losses import LOSSES
+from ganpipe.models import build
+from ganpipe.train import train
+
+
+class PerItemMNIST(Dataset):
+    """What a torchvision-style dataset does: one PIL image per item, ToTensor + Normalize per item."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images[:, 0].numpy()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        img = Image.fromarray(self.images[i], mode="L")
+        x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).unsqueeze(0)  # ToTensor
+        return (x - 0.5) / 0.5  # Normalize((0.5,), (0.5,))
+
+
+def plain_loop(model_cfg, train_cfg, images, steps: int) -> float:
+    G, D = build(model_cfg, tuple(images.shape[1:]), 0)
+    d_loss_fn, g_loss_fn = LOSSES[train_cfg.loss]
+    opt_g = torch.optim.Adam(G.parameters(), lr=train_cfg.g_lr, betas=train_cfg.g_betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=train_cfg.d_lr, betas=train_cfg.d_betas)
+    loader = DataLoader(PerItemMNIST(images), batch_size=train_cfg.batch_size, shuffle=True, drop_last=True)
+    done, start = 0, time.perf_counter()
+    while done < steps:
+        for real in loader:
+            z = torch.randn(len(real), model_cfg.z_dim)
+            fake = G(z)
+            d_loss = d_loss_fn(D(real), D(fake.detach()))
+            opt_d.zero_grad()
+            d_loss.backward()
+            opt_d.step()
+            g_loss = g_loss_fn(D(fake))
+            opt_g.zero_grad()
+            g_loss.backward()
+            opt_g.step()
+            done += 1
+            if done == steps:
+                break
+    return steps * train_cfg.batch_size / (time.perf_counter() - start)
+
+
+def ours(model_cfg, train_cfg, images, steps: int) -> float:
+    batches = len(images) // train_cfg.batch_size
+    cfg = dataclasses.replace(train_cfg, epochs=max(1, round(steps / batches)))
+    G, D = build(model_cfg, tuple(images.shape[1:]), 0)
+    start = time.perf_counter()
+    result = train(G, D, images, cfg, model_cfg.z_dim, progress=False)
+    return result.images_seen / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=140)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = config.load(args.params)
+    images = data.split_holdout(data.load_source(cfg.data), cfg.data.holdout_fraction, cfg.data.seed)[0].images
+    seed_mlp = dataclasses.replace(cfg.model, arch="mlp", g_hidden=(128, 256, 512, 1024),
+                                   d_hidden=(1024, 512, 256, 128), g_activation="relu", d_activation="relu",
+                                   g_batchnorm=False)
+    print(f"threads={args.threads} steps~{args.steps} batch={cfg.train.batch_size} (images/s, higher is better)")
+    print(f"{'model':<10}{'plain DataLoader fp32':>24}{'ganpipe fp32':>15}{'ganpipe bf16':>15}{'speed-up (params.yaml precision)':>34}")
+    for name, model_cfg in (("default", cfg.model), ("seed mlp", seed_mlp)):
+        base_cfg = dataclasses.replace(cfg.train, threads=args.threads, ema_decay=None)
+        plain = plain_loop(model_cfg, base_cfg, images, args.steps)
+        fp32 = ours(model_cfg, dataclasses.replace(base_cfg, precision="fp32"), images, args.steps)
+        bf16 = ours(model_cfg, dataclasses.replace(base_cfg, precision="bf16"), images, args.steps)
+        default = bf16 if cfg.train.precision == "bf16" else fp32  # what params.yaml trains with
+        print(f"{name:<10}{plain:>24.0f}{fp32:>15.0f}{bf16:>15.0f}{default / plain:>33.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""The evaluation classifier: a small CNN trained on the real training split.
+
+It is the judge (class probabilities, for IS and coverage) and the feature extractor (its penultimate layer,
+for FID) of every classifier-based score, standing in for Inception where no weights can be downloaded.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from ganpipe.checkpoint import load_module, save_module
+from ganpipe.config import ClassifierConfig
+from ganpipe.data import Split, to_float
+
+
+class Classifier(nn.Module):
+    def __init__(self, in_channels: int, size: int, num_classes: int, feature_dim: int):
+        super().__init__()
+        self.hparams = dict(in_channels=in_channels, size=size, num_classes=num_classes, feature_dim=feature_dim)
+        self.conv = nn.Sequential(
+            nn.Conv2d(in_channels, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.features = nn.Sequential(nn.Flatten(), nn.Linear(64 * (size // 4) ** 2, feature_dim), nn.ReLU())
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(feature_dim, num_classes))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, C, H, W] in [-1, 1] -> (features [B, feature_dim], logits [B, classes])."""
+        feats = self.features(self.conv(x))
+        return feats, self.head(feats)
+
+
+def _shift(x: torch.Tensor, max_shift: int, g: torch.Generator) -> torch.Tensor:
+    """Random translation by up to max_shift pixels (background -1 fills the gap): cheap augmentation."""
+    if max_shift == 0:
+        return x
+    pad = F.pad(x, [max_shift] * 4, value=-1.0)
+    dy, dx = torch.randint(0, 2 * max_shift + 1, (2,), generator=g).tolist()
+    return pad[:, :, dy : dy + x.shape[2], dx : dx + x.shape[3]]
+
+
+def train_classifier(train: Split, cfg: ClassifierConfig, num_classes: int, progress: bool = True) -> Classifier:
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    c, h, _ = train.images.shape[1:]
+    model = Classifier(c, h, num_classes, cfg.feature_dim)
+    x_all, y_all = to_float(train.images), train.labels
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    steps_per_epoch = -(-len(x_all) // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch)
+    g = torch.Generator().manual_seed(cfg.seed)
+    model.train()
+    for _ in tqdm(range(cfg.epochs), desc="classifier", unit="epoch", disable=not progress):
+        perm = torch.randperm(len(x_all), generator=g)
+        for i in range(steps_per_epoch):
+            idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            _, logits = model(_shift(x_all[idx], cfg.augment_shift, g))
+            loss = F.cross_entropy(logits, y_all[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def features_and_probs(model: Classifier, images: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 [N, C, H, W] -> (features [N, F] float64, class probabilities [N, K] float64), in eval mode."""
+    model.eval()
+    feats, probs = [], []
+    for i in range(0, len(images), batch_size):
+        f, logits = model(to_float(images[i : i + batch_size]))
+        feats.append(f.double())
+        probs.append(torch.softmax(logits.double(), dim=1))
+    return torch.cat(feats), torch.cat(probs)
+
+
+def accuracy(model: Classifier, data: Split, batch_size: int = 500) -> float:
+    _, probs = features_and_probs(model, data.images, batch_size)
+    return (probs.argmax(1) == data.labels).double().mean().item()
+
+
+def save(model: Classifier, path: Path) -> None:
+    save_module(model, path, "classifier", model.hparams)
+
+
+def load(path: Path) -> Classifier:
+    model, _ = load_module(path, "classifier", lambda meta: Classifier(**meta), stage="train_classifier")
+    return model

@@ -1,0 +1,91 @@
+"""Metric math as pure functions: classifier outputs -> statistics -> scores. float64 throughout.
+
+probs are class probabilities [N, K] from the evaluation classifier; features are its penultimate layer [N, F].
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+Tensor = torch.Tensor
+
+
+def inception_score(probs: Tensor, splits: int = 1) -> tuple[float, float]:
+    """IS = exp(E_x KL(p(y|x) || p(y))): (mean, std) over `splits` equal chunks; splits=1 gives (IS, 0)."""
+    probs = probs.double()
+    n = len(probs)
+    if splits < 1 or splits > n:
+        raise ValueError(f"IS splits must be in [1, {n}], got {splits}")
+    scores = []
+    for chunk in torch.tensor_split(probs, splits):
+        p_y = chunk.mean(0, keepdim=True)
+        # xlogy: 0 * log 0 = 0, so one-hot predictions are exact rather than NaN
+        kl = (torch.xlogy(chunk, chunk) - torch.xlogy(chunk, p_y)).sum(1).mean()
+        scores.append(math.exp(kl.item()))
+    mean = sum(scores) / len(scores)
+    std = math.sqrt(sum((s - mean) ** 2 for s in scores) / len(scores))
+    return mean, std
+
+
+def feature_stats(features: Tensor) -> tuple[Tensor, Tensor]:
+    """(mean [F], unbiased covariance [F, F]) in float64."""
+    x = features.double()
+    if len(x) < 2:
+        raise ValueError(f"need at least 2 feature vectors for a covariance, got {len(x)}")
+    mu = x.mean(0)
+    centered = x - mu
+    return mu, centered.T @ centered / (len(x) - 1)
+
+
+def _psd_sqrt(mat: Tensor) -> Tensor:
+    """Symmetric PSD square root via eigh; tiny negative eigenvalues from round-off are clipped to 0."""
+    vals, vecs = torch.linalg.eigh((mat + mat.T) / 2)
+    return (vecs * vals.clamp(min=0).sqrt()) @ vecs.T
+
+
+def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -> float:
+    """||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^1/2), real by construction.
+
+    tr((S1 S2)^1/2) = tr((A S2 A)^1/2) with A = S1^1/2: the eigenvalues of the symmetric PSD matrix A S2 A,
+    so there is no complex sqrtm and no NaN for singular covariances.
+    """
+    mu1, mu2, sigma1, sigma2 = (t.double() for t in (mu1, mu2, sigma1, sigma2))
+    a = _psd_sqrt(sigma1)
+    middle = a @ sigma2 @ a
+    eig = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0)
+    value = (mu1 - mu2).pow(2).sum() + sigma1.trace() + sigma2.trace() - 2 * eig.sqrt().sum()
+    return max(value.item(), 0.0)
+
+
+def fid(features_a: Tensor, features_b: Tensor) -> float:
+    """Frechet distance between two feature sets; refuses sets smaller than the feature dimension."""
+    dim = features_a.shape[1]
+    for name, feats in (("first", features_a), ("second", features_b)):
+        if len(feats) <= dim:
+            raise ValueError(f"FID needs more samples than feature dimensions ({dim}); the {name} set has "
+                             f"{len(feats)}: use more samples or a smaller classifier.feature_dim")
+    return frechet_distance(*feature_stats(features_a), *feature_stats(features_b))
+
+
+def class_histogram(probs: Tensor) -> Tensor:
+    """Counts of argmax predictions per class [K] (int64)."""
+    return torch.bincount(probs.argmax(1), minlength=probs.shape[1])
+
+
+def kl_to_uniform(hist: Tensor) -> float:
+    """KL(histogram share || uniform) in nats: 0 when every class is equally frequent, log K for one class."""
+    p = hist.double() / hist.sum()
+    k = len(hist)
+    return (torch.xlogy(p, p).sum() + math.log(k)).item()
+
+
+def classes_covered(hist: Tensor, cover_share: float) -> int:
+    """Classes with at least cover_share of the uniform share (cover_share * N / K) of the samples."""
+    threshold = cover_share * hist.sum().item() / len(hist)
+    return int((hist.double() >= threshold).sum().item())
+
+
+def confident_share(probs: Tensor, confidence: float) -> float:
+    """Share of samples whose top class probability is at least `confidence`."""
+    return (probs.max(1).values >= confidence).double().mean().item()

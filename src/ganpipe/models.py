@@ -1,0 +1,158 @@
+"""Generator and discriminator families: `mlp` (the seed article's) and `dcgan` (conv), with weight init.
+
+G maps z [B, z_dim] to images [B, C, H, W] in [-1, 1]. D maps images to one raw logit per image [B]; the
+seed's sigmoid output lives in the loss (BCE-with-logits is the same loss computed without overflow).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from ganpipe.config import ConfigError, ModelConfig
+
+ImageShape = tuple[int, int, int]  # (C, H, W)
+
+
+def _activation(name: str) -> nn.Module:
+    return {"relu": nn.ReLU(), "leaky_relu": nn.LeakyReLU(0.2), "tanh": nn.Tanh()}[name]
+
+
+def _sn(layer: nn.Module, enabled: bool) -> nn.Module:
+    return spectral_norm(layer) if enabled else layer
+
+
+class MLPGenerator(nn.Module):
+    def __init__(self, cfg: ModelConfig, shape: ImageShape):
+        super().__init__()
+        self.shape = shape
+        layers: list[nn.Module] = []
+        width = cfg.z_dim
+        for hidden in cfg.g_hidden:
+            layers.append(nn.Linear(width, hidden))
+            if cfg.g_batchnorm:
+                layers.append(nn.BatchNorm1d(hidden))
+            layers.append(_activation(cfg.g_activation))
+            width = hidden
+        layers += [nn.Linear(width, shape[0] * shape[1] * shape[2]), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(-1, *self.shape)
+
+
+class MLPDiscriminator(nn.Module):
+    def __init__(self, cfg: ModelConfig, shape: ImageShape):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = shape[0] * shape[1] * shape[2]
+        for hidden in cfg.d_hidden:
+            layers += [_sn(nn.Linear(width, hidden), cfg.d_spectral_norm), _activation(cfg.d_activation)]
+            if cfg.d_dropout > 0:
+                layers.append(nn.Dropout(cfg.d_dropout))
+            width = hidden
+        layers.append(_sn(nn.Linear(width, 1), cfg.d_spectral_norm))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).flatten()
+
+
+def _dcgan_base(cfg: ModelConfig, shape: ImageShape) -> int:
+    """Spatial size G starts from: H halved once per upsampling block (one per g_hidden entry)."""
+    _, h, w = shape
+    levels = len(cfg.g_hidden)
+    if h != w or h % (2**levels) or h // (2**levels) < 2:
+        raise ConfigError(
+            f"model.g_hidden has {levels} upsampling blocks, which does not fit {h}x{w} images: "
+            f"the image side must be square and divisible by 2**len(g_hidden) (e.g. 2 blocks for 28x28, "
+            f"3 for 32x32)"
+        )
+    return h // (2**levels)
+
+
+class DCGANGenerator(nn.Module):
+    """Linear z -> [g_hidden[0], s, s], then one (ConvTranspose 4x4 stride 2, BN, act) block per width."""
+
+    def __init__(self, cfg: ModelConfig, shape: ImageShape):
+        super().__init__()
+        self.base = _dcgan_base(cfg, shape)
+        self.c0 = cfg.g_hidden[0]
+        flat = self.c0 * self.base * self.base
+        project: list[nn.Module] = [nn.Linear(cfg.z_dim, flat, bias=not cfg.g_batchnorm)]
+        if cfg.g_batchnorm:
+            project.append(nn.BatchNorm1d(flat))
+        self.project = nn.Sequential(*project, _activation(cfg.g_activation))
+        blocks: list[nn.Module] = []
+        widths = list(cfg.g_hidden[1:]) + [shape[0]]
+        c_in = self.c0
+        for i, c_out in enumerate(widths):
+            last = i == len(widths) - 1
+            blocks.append(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=last or not cfg.g_batchnorm))
+            if not last:
+                if cfg.g_batchnorm:
+                    blocks.append(nn.BatchNorm2d(c_out))
+                blocks.append(_activation(cfg.g_activation))
+            c_in = c_out
+        blocks.append(nn.Tanh())
+        self.net = nn.Sequential(*blocks)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(self.project(z).view(-1, self.c0, self.base, self.base))
+
+
+class DCGANDiscriminator(nn.Module):
+    """One (Conv 4x4 stride 2, act) block per d_hidden width, then a linear logit."""
+
+    def __init__(self, cfg: ModelConfig, shape: ImageShape):
+        super().__init__()
+        c, h, _ = shape
+        layers: list[nn.Module] = []
+        for width in cfg.d_hidden:
+            layers += [_sn(nn.Conv2d(c, width, 4, 2, 1), cfg.d_spectral_norm), _activation(cfg.d_activation)]
+            if cfg.d_dropout > 0:
+                layers.append(nn.Dropout(cfg.d_dropout))
+            c, h = width, (h + 1) // 2
+        layers += [nn.Flatten(), _sn(nn.Linear(c * h * h, 1), cfg.d_spectral_norm)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).flatten()
+
+
+def _dcgan_init(module: nn.Module) -> None:
+    """Radford et al.: conv/linear weights N(0, 0.02), batch-norm scale N(1, 0.02), biases 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        weight = module.parametrizations.weight.original if hasattr(module, "parametrizations") else module.weight
+        nn.init.normal_(weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+ARCHITECTURES = {
+    "mlp": (MLPGenerator, MLPDiscriminator),
+    "dcgan": (DCGANGenerator, DCGANDiscriminator),
+}
+
+
+def build_generator(cfg: ModelConfig, shape: ImageShape) -> nn.Module:
+    G = ARCHITECTURES[cfg.arch][0](cfg, shape)
+    if cfg.arch == "dcgan":
+        G.apply(_dcgan_init)
+    return G
+
+
+def build_discriminator(cfg: ModelConfig, shape: ImageShape) -> nn.Module:
+    D = ARCHITECTURES[cfg.arch][1](cfg, shape)
+    if cfg.arch == "dcgan":
+        D.apply(_dcgan_init)
+    return D
+
+
+def build(cfg: ModelConfig, shape: ImageShape, seed: int) -> tuple[nn.Module, nn.Module]:
+    """(G, D) with weights drawn from `seed`, so the same params give the same initial networks."""
+    torch.manual_seed(seed)
+    return build_generator(cfg, shape), build_discriminator(cfg, shape)

