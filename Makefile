@@ -22,6 +22,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	PATH=$(BIN):$$PATH python benchmarks/train_speed.py
 	PATH=$(BIN):$$PATH python benchmarks/tracking_overhead.py
+	PATH=$(BIN):$$PATH python benchmarks/pipeline_time.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,4 +1,5 @@
 import pytest
+import yaml
 
 from ganpipe import config
 from ganpipe.config import ConfigError
@@ -77,3 +78,19 @@ def test_load_missing_file_and_bad_yaml(tmp_path):
 def test_registries_match_the_names_config_allows():
     assert set(LOSSES) == set(config.LOSSES)
     assert set(ARCHITECTURES) == set(config.ARCHS)
+
+
+def test_seed_recipe_override_file_gives_the_articles_model(default_params):
+    """configs/seed_recipe.args (README: `dvc exp run $(cat configs/seed_recipe.args)`) stays valid."""
+    from conftest import ROOT
+
+    for line in (ROOT / "configs" / "seed_recipe.args").read_text().splitlines():
+        flag, assignment = line.split(" ", 1)
+        assert flag == "-S"
+        key, value = assignment.split("=", 1)
+        section, name = key.split(".")
+        default_params[section][name] = yaml.safe_load(value)  # DVC parses -S values as YAML too
+    cfg = config.from_dict(default_params)
+    assert cfg.model.arch == "mlp" and cfg.model.g_hidden == (128, 256, 512, 1024)
+    assert cfg.model.d_hidden == (1024, 512, 256, 128) and cfg.train.loss == "nonsaturating"
+    assert (cfg.train.g_lr, cfg.train.d_lr) == (2e-4, 1e-4) and cfg.train.ema_decay is None
