@@ -115,7 +115,7 @@ class MlflowRun(NullRun):
             # Explicit requirements: inferring them would import-scan the environment (slow, and no gain).
             mlflow.pytorch.log_model(G, name="generator", serialization_format="pickle",
                                      code_paths=[str(Path(ganpipe.__file__).parent)],
-                                     pip_requirements=[f"torch=={torch.__version__}"])
+                                     pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
 
     def set_tags(self, tags: dict[str, str]) -> None:
         import mlflow
