@@ -1,5 +1,4 @@
 import pytest
-import yaml
 
 from ganpipe import config
 from ganpipe.config import ConfigError
@@ -84,13 +83,21 @@ def test_seed_recipe_override_file_gives_the_articles_model(default_params):
     """configs/seed_recipe.args (README: `dvc exp run $(cat configs/seed_recipe.args)`) stays valid."""
     from conftest import ROOT
 
-    for line in (ROOT / "configs" / "seed_recipe.args").read_text().splitlines():
-        flag, assignment = line.split(" ", 1)
-        assert flag == "-S"
-        key, value = assignment.split("=", 1)
-        section, name = key.split(".")
-        default_params[section][name] = yaml.safe_load(value)  # DVC parses -S values as YAML too
-    cfg = config.from_dict(default_params)
+    overrides = config.read_overrides(ROOT / "configs" / "seed_recipe.args")
+    cfg = config.from_dict(config.apply_overrides(default_params, overrides))
     assert cfg.model.arch == "mlp" and cfg.model.g_hidden == (128, 256, 512, 1024)
     assert cfg.model.d_hidden == (1024, 512, 256, 128) and cfg.train.loss == "nonsaturating"
     assert (cfg.train.g_lr, cfg.train.d_lr) == (2e-4, 1e-4) and cfg.train.ema_decay is None
+    assert not cfg.model.d_spectral_norm and cfg.train.precision == "fp32"
+
+
+def test_overrides_parse_yaml_values_and_reject_bad_lines(default_params, tmp_path):
+    tree = config.apply_overrides(default_params, ["train.epochs=7", "model.g_hidden=[8,4]", "train.ema_decay=null"])
+    assert tree["train"]["epochs"] == 7 and tree["model"]["g_hidden"] == [8, 4] and tree["train"]["ema_decay"] is None
+    assert default_params["train"]["epochs"] != 7  # the input is not modified
+    with pytest.raises(ConfigError, match="section.key=value"):
+        config.apply_overrides(default_params, ["epochs=3"])
+    bad = tmp_path / "x.args"
+    bad.write_text("--set-param train.epochs=3\n")
+    with pytest.raises(ConfigError, match="every line must be"):
+        config.read_overrides(bad)
