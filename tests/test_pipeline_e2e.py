@@ -138,4 +138,10 @@ def test_fresh_clone_reproduces_the_same_bytes(repo, env, tmp_path):
     sh("git", "clone", "-q", str(repo), str(clone), cwd=tmp_path, env=env)
     dvc(clone, env, "repro")
     status = sh("git", "status", "--porcelain", cwd=clone, env=env)
-    assert status.strip() == "", sh("git", "diff", cwd=clone, env=env)  # dvc.lock and the git-tracked metrics came out identical
+    assert status.strip() == "", sh("git", "diff", cwd=clone, env=env)
+    # every stage ran in the clone (evaluate too, although its metrics JSON is in git) and was tracked
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{clone / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("ganpipe").experiment_id])
+    assert "eval/fid" in run.data.metrics and run.info.status == "FINISHED"  # dvc.lock and the git-tracked metrics came out identical

@@ -44,6 +44,7 @@ class PathsConfig:
     samples: str
     sample_grid: str
     eval_metrics: str
+    eval_hist: str  # predicted-class counts of samples and real held-out images (a DVC plot)
 
 
 @dataclass(frozen=True)

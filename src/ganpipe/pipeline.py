@@ -105,6 +105,9 @@ def evaluate(cfg: Config) -> dict:
     result = evaluation.evaluate(clf, fake, holdout.images, train_split.images, cfg.evaluate)
     seconds = time.perf_counter() - start
     write_json(Path(cfg.paths.eval_metrics), result)
+    rows = ["class,source,count"] + [f"{k},{side},{n}" for side in ("fake", "real")
+                                     for k, n in enumerate(result[side]["class_hist"])]
+    write_text(Path(cfg.paths.eval_hist), "\n".join(rows) + "\n")
     if cfg.tracking.enabled:
         # re-open the run that trained this generator (found by its file hash), or a new one if it is gone
         with tracking.start_run(cfg.tracking, run_id=run_id, run_name="evaluate-only",
