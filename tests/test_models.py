@@ -48,6 +48,7 @@ def test_same_seed_same_weights(default_params):
     cfg = model_cfg(default_params)
     (g1, d1), (g2, d2) = build(cfg, (1, 28, 28), 3), build(cfg, (1, 28, 28), 3)
     assert all(torch.equal(a, b) for a, b in zip(g1.state_dict().values(), g2.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(d1.state_dict().values(), d2.state_dict().values()))
     g3, _ = build(cfg, (1, 28, 28), 4)
     assert not all(torch.equal(a, b) for a, b in zip(g1.state_dict().values(), g3.state_dict().values()))
 

@@ -1,6 +1,5 @@
 """Stages called in-process, as DVC calls them: bad input fails cleanly, before work, leaving nothing behind."""
 import importlib.util
-import sys
 
 import pytest
 import yaml
