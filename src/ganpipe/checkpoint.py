@@ -11,6 +11,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ganpipe.files import atomic
+
 
 class CheckpointError(RuntimeError):
     """A weights file is missing or corrupt; the message says which stage re-creates it."""
@@ -18,14 +20,12 @@ class CheckpointError(RuntimeError):
 
 def save_module(module: nn.Module, path: Path, kind: str, meta: dict) -> None:
     """Write module's state dict to `path` atomically (temp file + rename: never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
     # ONE metadata key: safetensors keeps metadata in a Rust HashMap whose order changes between processes,
     # so two keys would give different bytes for identical weights (and break DVC caching)
-    save_file(tensors, str(tmp), metadata={"ganpipe": json.dumps({"kind": kind, "meta": meta}, sort_keys=True)})
-    tmp.replace(path)
+    header = {"ganpipe": json.dumps({"kind": kind, "meta": meta}, sort_keys=True)}
+    with atomic(path) as tmp:
+        save_file(tensors, str(tmp), metadata=header)
 
 
 def load_module(path: Path, kind: str, build: Callable[[dict], nn.Module], stage: str) -> tuple[nn.Module, dict]:

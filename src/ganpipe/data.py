@@ -12,7 +12,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ganpipe.config import DataConfig
-from ganpipe.files import remove, write_json, write_text
+from ganpipe.files import class_counts_csv, remove, write_json, write_text
 from ganpipe.images import make_grid, save_png
 
 # torchvision class per dataset name; the raw files live in <root>/<ClassName>/raw
@@ -168,11 +168,9 @@ def read_info(folder: Path) -> dict:
 
 
 def write_histogram(folder: Path, train: Split, holdout: Split, num_classes: int) -> None:
-    tr = torch.bincount(train.labels, minlength=num_classes).tolist()
-    ho = torch.bincount(holdout.labels, minlength=num_classes).tolist()
-    rows = ["class,split,count"] + [f"{k},train,{tr[k]}" for k in range(num_classes)]
-    rows += [f"{k},holdout,{ho[k]}" for k in range(num_classes)]
-    write_text(folder / HIST_FILE, "\n".join(rows) + "\n")
+    counts = {name: torch.bincount(split.labels, minlength=num_classes).tolist()
+              for name, split in (("train", train), ("holdout", holdout))}
+    write_text(folder / HIST_FILE, class_counts_csv("split", counts))
 
 
 def prepare(cfg: DataConfig, out: Path, grid_rows: int = 10) -> dict:

@@ -1,17 +1,36 @@
 """Small file helpers: every output is written to a temp name and renamed, so a crash never leaves half a file."""
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
+from typing import Iterator
 
 
-def write_text(path: Path, text: str) -> None:
+@contextlib.contextmanager
+def atomic(path: Path) -> Iterator[Path]:
+    """Yield a temp path beside `path`; whatever is written there replaces `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic(path) as tmp:
+        tmp.write_text(text)
+
+
+def class_counts_csv(column: str, groups: dict[str, list[int]]) -> str:
+    """CSV 'class,<column>,count' with one row per class for each group, in the groups' order."""
+    rows = [f"class,{column},count"]
+    rows += [f"{k},{name},{n}" for name, counts in groups.items() for k, n in enumerate(counts)]
+    return "\n".join(rows) + "\n"
 
 
 def write_json(path: Path, obj: dict) -> None:

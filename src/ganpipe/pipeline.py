@@ -15,7 +15,7 @@ from pathlib import Path
 from ganpipe import classifier, data, evaluation, sampling, tracking
 from ganpipe.checkpoint import file_sha256
 from ganpipe.config import Config
-from ganpipe.files import write_json, write_text
+from ganpipe.files import class_counts_csv, write_json, write_text
 from ganpipe.images import make_grid, save_png
 from ganpipe.models import build
 from ganpipe.train import check_fits, fixed_noise, train
@@ -105,9 +105,8 @@ def evaluate(cfg: Config) -> dict:
     result = evaluation.evaluate(clf, fake, holdout.images, train_split.images, cfg.evaluate)
     seconds = time.perf_counter() - start
     write_json(Path(cfg.paths.eval_metrics), result)
-    rows = ["class,source,count"] + [f"{k},{side},{n}" for side in ("fake", "real")
-                                     for k, n in enumerate(result[side]["class_hist"])]
-    write_text(Path(cfg.paths.eval_hist), "\n".join(rows) + "\n")
+    hists = {side: result[side]["class_hist"] for side in ("fake", "real")}
+    write_text(Path(cfg.paths.eval_hist), class_counts_csv("source", hists))
     if cfg.tracking.enabled:
         # re-open the run that trained this generator (found by its file hash), or a new one if it is gone
         with tracking.start_run(cfg.tracking, run_id=run_id, run_name="evaluate-only",

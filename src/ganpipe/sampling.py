@@ -10,6 +10,7 @@ from torch import nn
 
 from ganpipe import checkpoint
 from ganpipe.config import ModelConfig
+from ganpipe.files import atomic
 from ganpipe.models import build_generator
 from ganpipe.train import render
 
@@ -37,11 +38,8 @@ def generate(G: nn.Module, n: int, z_dim: int, seed: int, batch_size: int) -> to
 
 
 def save_samples(images: torch.Tensor, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({"images": images.contiguous()}, str(tmp))
-    tmp.replace(path)
+    with atomic(path) as tmp:
+        save_file({"images": images.contiguous()}, str(tmp))
 
 
 def load_samples(path: Path) -> torch.Tensor:
