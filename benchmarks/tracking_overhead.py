@@ -25,7 +25,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg = config.load(args.params)
     train_cfg = dataclasses.replace(cfg.train, epochs=args.epochs)
-    images = data.split_holdout(data.load_source(cfg.data), cfg.data.holdout_fraction, cfg.data.seed)[0].images
+    split = data.split_holdout(data.load_source(cfg.data), cfg.data.holdout_fraction, cfg.data.seed)[0]
     rows = cfg.sample.grid_rows
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
@@ -33,11 +33,12 @@ def main() -> None:
         start = time.perf_counter()
         with tracking.start_run(cfg.tracking, run_name="overhead-bench", params=cfg.flat(), tags={"b": "1"}) as run:
             setup = time.perf_counter() - start
-            G, D = build(cfg.model, tuple(images.shape[1:]), train_cfg.seed)
+            G, D = build(cfg.model, tuple(split.images.shape[1:]), train_cfg.seed)
             t0, before = time.perf_counter(), run.seconds
-            result = train(G, D, images, train_cfg, cfg.model.z_dim, log=run.log_metrics,
+            result = train(G, D, split.images, train_cfg, cfg.model.z_dim, labels=split.labels,
+                           log=run.log_metrics,
                            log_images=lambda e, imgs: run.log_image(e, "samples", make_grid(imgs, rows)),
-                           grid_noise=fixed_noise(rows * rows, cfg.model.z_dim, 0), progress=False)
+                           grid=fixed_noise(rows * rows, cfg.model.z_dim, 0), progress=False)
             run.log_generator(result.generator)
             total = time.perf_counter() - t0
     in_loop = run.seconds - before

@@ -23,35 +23,36 @@ from ganpipe.train import train
 class PerItemMNIST(Dataset):
     """What a torchvision-style dataset does: one PIL image per item, ToTensor + Normalize per item."""
 
-    def __init__(self, images: torch.Tensor):
-        self.images = images[:, 0].numpy()
+    def __init__(self, split: data.Split):
+        self.images, self.labels = split.images[:, 0].numpy(), split.labels.tolist()
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         img = Image.fromarray(self.images[i], mode="L")
         x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).unsqueeze(0)  # ToTensor
-        return (x - 0.5) / 0.5  # Normalize((0.5,), (0.5,))
+        return (x - 0.5) / 0.5, self.labels[i]  # Normalize((0.5,), (0.5,))
 
 
-def plain_loop(model_cfg, train_cfg, images, steps: int, warmup: int = 10) -> float:
+def plain_loop(model_cfg, train_cfg, split, steps: int, warmup: int = 10) -> float:
     """The loop of pytorch/examples' dcgan: DataLoader batches, D on real and fake, G reusing the fakes."""
-    G, D = build(model_cfg, tuple(images.shape[1:]), 0)
+    G, D = build(model_cfg, tuple(split.images.shape[1:]), 0)
     d_loss_fn, g_loss_fn = LOSSES[train_cfg.loss]
     opt_g = torch.optim.Adam(G.parameters(), lr=train_cfg.g_lr, betas=train_cfg.g_betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=train_cfg.d_lr, betas=train_cfg.d_betas)
-    loader = DataLoader(PerItemMNIST(images), batch_size=train_cfg.batch_size, shuffle=True, drop_last=True)
+    loader = DataLoader(PerItemMNIST(split), batch_size=train_cfg.batch_size, shuffle=True, drop_last=True)
     done, start = 0, 0.0
     while done < steps + warmup:
-        for real in loader:
+        for real, y in loader:
             z = torch.randn(len(real), model_cfg.z_dim)
-            fake = G(z)
-            d_loss = d_loss_fn(D(real), D(fake.detach()))
+            y_fake = torch.randint(0, 10, (len(real),))
+            fake = G(z, y_fake)
+            d_loss = d_loss_fn(D(real, y), D(fake.detach(), y_fake))
             opt_d.zero_grad()
             d_loss.backward()
             opt_d.step()
-            g_loss = g_loss_fn(D(fake))
+            g_loss = g_loss_fn(D(fake, y_fake))
             opt_g.zero_grad()
             g_loss.backward()
             opt_g.step()
@@ -63,15 +64,16 @@ def plain_loop(model_cfg, train_cfg, images, steps: int, warmup: int = 10) -> fl
     return steps * train_cfg.batch_size / (time.perf_counter() - start)
 
 
-def ours(model_cfg, train_cfg, images, steps: int) -> float:
-    batches = len(images) // train_cfg.batch_size
-    G, D = build(model_cfg, tuple(images.shape[1:]), 0)
-    train(G, D, images[: 10 * train_cfg.batch_size], dataclasses.replace(train_cfg, epochs=1), model_cfg.z_dim,
-          progress=False)  # warm-up: 10 steps, not timed
+def ours(model_cfg, train_cfg, split, steps: int) -> float:
+    batches = len(split.images) // train_cfg.batch_size
+    G, D = build(model_cfg, tuple(split.images.shape[1:]), 0)
+    warm = 10 * train_cfg.batch_size  # warm-up: 10 steps, not timed
+    train(G, D, split.images[:warm], dataclasses.replace(train_cfg, epochs=1), model_cfg.z_dim,
+          labels=split.labels[:warm], progress=False)
     cfg = dataclasses.replace(train_cfg, epochs=max(1, round(steps / batches)))
-    G, D = build(model_cfg, tuple(images.shape[1:]), 0)
+    G, D = build(model_cfg, tuple(split.images.shape[1:]), 0)
     start = time.perf_counter()
-    result = train(G, D, images, cfg, model_cfg.z_dim, progress=False)
+    result = train(G, D, split.images, cfg, model_cfg.z_dim, labels=split.labels, progress=False)
     return result.images_seen / (time.perf_counter() - start)
 
 
@@ -83,17 +85,17 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = config.load(args.params)
-    images = data.split_holdout(data.load_source(cfg.data), cfg.data.holdout_fraction, cfg.data.seed)[0].images
+    split = data.split_holdout(data.load_source(cfg.data), cfg.data.holdout_fraction, cfg.data.seed)[0]
     seed_tree = config.apply_overrides(cfg.raw, config.read_overrides("configs/seed_recipe.args"))
     seed = config.from_dict(seed_tree)
     print(f"threads={args.threads} steps~{args.steps} batch={cfg.train.batch_size} (images/s, higher is better)")
     print(f"{'model':<10}{'plain DataLoader fp32':>24}{'ganpipe fp32':>22}{'ganpipe bf16':>22}")
     for name, run_cfg in (("default", cfg), ("seed mlp", seed)):
         model_cfg = run_cfg.model
-        base_cfg = dataclasses.replace(run_cfg.train, threads=args.threads, ema_decay=None)
-        plain = plain_loop(model_cfg, base_cfg, images, args.steps)
-        fp32 = ours(model_cfg, dataclasses.replace(base_cfg, precision="fp32"), images, args.steps)
-        bf16 = ours(model_cfg, dataclasses.replace(base_cfg, precision="bf16"), images, args.steps)
+        base_cfg = dataclasses.replace(run_cfg.train, threads=args.threads, ema_decay=None, device="cpu")
+        plain = plain_loop(model_cfg, base_cfg, split, args.steps)
+        fp32 = ours(model_cfg, dataclasses.replace(base_cfg, precision="fp32"), split, args.steps)
+        bf16 = ours(model_cfg, dataclasses.replace(base_cfg, precision="bf16"), split, args.steps)
         print(f"{name:<10}{plain:>24.0f}{fp32:>13.0f} ({fp32 / plain:.2f}x){bf16:>13.0f} ({bf16 / plain:.2f}x)")
 
 

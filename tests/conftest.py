@@ -42,3 +42,13 @@ def default_params() -> dict:
 @pytest.fixture
 def tiny_params(default_params) -> dict:
     return merged(default_params, TINY_OVERRIDES)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` run only where torch sees a CUDA GPU; elsewhere they are reported as skipped."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

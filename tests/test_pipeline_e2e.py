@@ -64,7 +64,7 @@ def dvc(repo: Path, env: dict, *args: str) -> str:
 def test_every_declared_output_exists(repo):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     for key, path in params["paths"].items():
-        assert (repo / path).exists(), key
+        assert (repo / path).exists() == (key != "checkpoint"), key  # the resume state goes once training ends
     prepared = sorted(p.name for p in (repo / params["paths"]["prepared"]).iterdir())
     assert prepared == ["class_hist.csv", "holdout.safetensors", "info.json", "real_grid.png", "train.safetensors"]
     losses = (repo / params["paths"]["train_losses"]).read_text().splitlines()
@@ -75,7 +75,8 @@ def test_every_declared_output_exists(repo):
 def test_metrics_json_is_read_by_dvc(repo, env):
     scores = json.loads((repo / "metrics" / "eval.json").read_text())
     for side in ("fake", "real"):
-        assert {"is", "fid", "classes_covered", "kl_uniform", "confident_share"} <= set(scores[side])
+        assert {"is", "fid", "classes_covered", "kl_uniform", "confident_share", "class_agreement"} <= set(scores[side])
+    assert len(scores["fake"]["class_agreement_per_class"]) == 10  # the default model is class-conditional
     assert scores["protocol"]["n_fake"] == 200
     assert 1.0 <= scores["fake"]["is"] <= 10.0 and scores["fake"]["fid"] >= 0
     shown = json.loads(dvc(repo, env, "metrics", "show", "--json"))
@@ -113,7 +114,7 @@ def test_mlflow_run_has_everything(repo):
     G = mlflow.pytorch.load_model(f"models:/{model.model_id}")
     import torch
 
-    assert G(torch.randn(3, 100)).shape == (3, 1, 28, 28)
+    assert G(torch.randn(3, 100), torch.tensor([0, 5, 9])).shape == (3, 1, 28, 28)  # (z, class labels)
 
 
 def test_second_repro_is_a_no_op_and_epochs_rerun_only_downstream(repo, env):

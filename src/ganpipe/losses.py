@@ -1,4 +1,5 @@
 """GAN losses as pure functions of D's raw logits; LOSSES maps params.yaml's train.loss to (d_loss, g_loss).
+The gradient penalties (WGAN-GP, R1) are pure functions of a critic and its inputs.
 
 D(x) = sigmoid(logit). With softplus(t) = log(1 + e^t): -log D(x) = softplus(-logit) and
 -log(1 - D(x)) = softplus(logit), which never overflow (the seed's sigmoid + log does).
@@ -36,6 +37,35 @@ def hinge_g_loss(logits_fake: Tensor) -> Tensor:
     return -logits_fake.mean()
 
 
+def wasserstein_d_loss(logits_real: Tensor, logits_fake: Tensor) -> Tensor:
+    """WGAN critic loss E[D(G(z))] - E[D(x)] (Arjovsky et al.); D's output is an unbounded score."""
+    return logits_fake.mean() - logits_real.mean()
+
+
+def wasserstein_g_loss(logits_fake: Tensor) -> Tensor:
+    return -logits_fake.mean()
+
+
+def _input_grad_norms(critic: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """||d critic(x_i) / d x_i||_2 per example, differentiable (create_graph) so the penalty can be trained."""
+    x = x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).float().sum(), x, create_graph=True)
+    return grad.flatten(1).float().norm(dim=1)
+
+
+def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, alpha: Tensor) -> Tensor:
+    """WGAN-GP (Gulrajani et al.): E[(||grad D(x_hat)|| - 1)^2] at x_hat = alpha*real + (1-alpha)*fake, with
+    one alpha in [0, 1] per example (shape [B]); the caller multiplies by lambda."""
+    a = alpha.view(-1, *([1] * (real.ndim - 1))).to(real.dtype)
+    x_hat = a * real.detach() + (1 - a) * fake.detach()
+    return ((_input_grad_norms(critic, x_hat) - 1.0) ** 2).mean()
+
+
+def r1_penalty(critic: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
+    """R1 (Mescheder et al. 2018): 0.5 * E[||grad D(x)||^2] at real images; the caller multiplies by gamma."""
+    return 0.5 * (_input_grad_norms(critic, real) ** 2).mean()
+
+
 def lsgan_d_loss(logits_real: Tensor, logits_fake: Tensor) -> Tensor:
     """Least squares (Mao et al.) with targets 1 for real and 0 for fake."""
     return 0.5 * ((logits_real - 1.0) ** 2).mean() + 0.5 * (logits_fake**2).mean()
@@ -52,5 +82,6 @@ LOSSES: dict[str, tuple[DLoss, GLoss]] = {
     "bce": (bce_d_loss, saturating_g_loss),
     "nonsaturating": (bce_d_loss, nonsaturating_g_loss),
     "hinge": (hinge_d_loss, hinge_g_loss),
+    "wgan-gp": (wasserstein_d_loss, wasserstein_g_loss),  # the penalty itself: train.gp_weight
     "lsgan": (lsgan_d_loss, lsgan_g_loss),
 }

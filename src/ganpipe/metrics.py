@@ -89,3 +89,12 @@ def classes_covered(hist: Tensor, cover_share: float) -> int:
 def confident_share(probs: Tensor, confidence: float) -> float:
     """Share of samples whose top class probability is at least `confidence`."""
     return (probs.max(1).values >= confidence).double().mean().item()
+
+
+def class_agreement(probs: Tensor, requested: Tensor) -> tuple[float, list[float]]:
+    """How often the classifier predicts the class a conditional generator was asked for: overall, and per
+    requested class (NaN-free: classes never requested are left out of the list as None)."""
+    hits = (probs.argmax(1) == requested).double()
+    per_class = [hits[requested == k].mean().item() if (requested == k).any() else None
+                 for k in range(probs.shape[1])]
+    return hits.mean().item(), per_class

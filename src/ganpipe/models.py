@@ -1,7 +1,11 @@
 """Generator and discriminator families: `mlp` (the seed article's) and `dcgan` (conv), with weight init.
 
-G maps z [B, z_dim] to images [B, C, H, W] in [-1, 1]. D maps images to one raw logit per image [B]; the
-seed's sigmoid output lives in the loss (BCE-with-logits is the same loss computed without overflow).
+G maps z [B, z_dim] (and labels [B] when conditional) to images [B, C, H, W] in [-1, 1]. D maps images (and
+labels) to one raw logit per image [B]; the seed's sigmoid output lives in the loss (BCE-with-logits is the
+same loss computed without overflow), so D never ends in a sigmoid and every loss, WGAN's included, fits it.
+
+Conditional models: G concatenates a learned label embedding to z (Mirza & Osindero); D is a projection
+discriminator (Miyato & Koyama 2018): logit = w . phi(x) + <embed(y), phi(x)>.
 """
 from __future__ import annotations
 
@@ -22,27 +26,61 @@ def _sn(layer: nn.Module, enabled: bool) -> nn.Module:
     return spectral_norm(layer) if enabled else layer
 
 
+class Conditioning(nn.Module):
+    """G's input: z, or [z, embed(y)] for a conditional model."""
+
+    def __init__(self, cfg: ModelConfig, num_classes: int):
+        super().__init__()
+        self.embed = nn.Embedding(num_classes, cfg.embed_dim) if cfg.conditional else None
+        self.width = cfg.z_dim + (cfg.embed_dim if cfg.conditional else 0)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        if self.embed is None:
+            return z
+        if y is None:
+            raise ValueError("a conditional generator needs class labels")
+        return torch.cat([z, self.embed(y).to(z.dtype)], dim=1)
+
+
+class Projection(nn.Module):
+    """D's head: a linear logit from features, plus the projection <embed(y), features> when conditional."""
+
+    def __init__(self, cfg: ModelConfig, features: int, num_classes: int):
+        super().__init__()
+        self.linear = _sn(nn.Linear(features, 1), cfg.d_spectral_norm)
+        self.embed = _sn(nn.Embedding(num_classes, features), cfg.d_spectral_norm) if cfg.conditional else None
+
+    def forward(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        out = self.linear(h).flatten()
+        if self.embed is not None:
+            if y is None:
+                raise ValueError("a conditional discriminator needs class labels")
+            out = out + (self.embed(y).to(h.dtype) * h).sum(dim=1)
+        return out
+
+
 class MLPGenerator(nn.Module):
-    def __init__(self, cfg: ModelConfig, shape: ImageShape):
+    def __init__(self, cfg: ModelConfig, shape: ImageShape, num_classes: int = 10):
         super().__init__()
         self.shape = shape
+        self.cond = Conditioning(cfg, num_classes)
         layers: list[nn.Module] = []
-        width = cfg.z_dim
+        width = self.cond.width
         for hidden in cfg.g_hidden:
-            layers.append(nn.Linear(width, hidden))
+            layers.append(_sn(nn.Linear(width, hidden), cfg.g_spectral_norm))
             if cfg.g_batchnorm:
                 layers.append(nn.BatchNorm1d(hidden))
             layers.append(_activation(cfg.g_activation))
             width = hidden
-        layers += [nn.Linear(width, shape[0] * shape[1] * shape[2]), nn.Tanh()]
+        layers += [_sn(nn.Linear(width, shape[0] * shape[1] * shape[2]), cfg.g_spectral_norm), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z).view(-1, *self.shape)
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(self.cond(z, y)).view(-1, *self.shape)
 
 
 class MLPDiscriminator(nn.Module):
-    def __init__(self, cfg: ModelConfig, shape: ImageShape):
+    def __init__(self, cfg: ModelConfig, shape: ImageShape, num_classes: int = 10):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         width = shape[0] * shape[1] * shape[2]
@@ -51,11 +89,11 @@ class MLPDiscriminator(nn.Module):
             if cfg.d_dropout > 0:
                 layers.append(nn.Dropout(cfg.d_dropout))
             width = hidden
-        layers.append(_sn(nn.Linear(width, 1), cfg.d_spectral_norm))
         self.net = nn.Sequential(*layers)
+        self.head = Projection(cfg, width, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).flatten()
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.net(x), y)
 
 
 def _dcgan_base(cfg: ModelConfig, shape: ImageShape) -> int:
@@ -74,12 +112,13 @@ def _dcgan_base(cfg: ModelConfig, shape: ImageShape) -> int:
 class DCGANGenerator(nn.Module):
     """Linear z -> [g_hidden[0], s, s], then one (ConvTranspose 4x4 stride 2, BN, act) block per width."""
 
-    def __init__(self, cfg: ModelConfig, shape: ImageShape):
+    def __init__(self, cfg: ModelConfig, shape: ImageShape, num_classes: int = 10):
         super().__init__()
         self.base = _dcgan_base(cfg, shape)
         self.c0 = cfg.g_hidden[0]
+        self.cond = Conditioning(cfg, num_classes)
         flat = self.c0 * self.base * self.base
-        project: list[nn.Module] = [nn.Linear(cfg.z_dim, flat, bias=not cfg.g_batchnorm)]
+        project: list[nn.Module] = [_sn(nn.Linear(self.cond.width, flat, bias=not cfg.g_batchnorm), cfg.g_spectral_norm)]
         if cfg.g_batchnorm:
             project.append(nn.BatchNorm1d(flat))
         self.project = nn.Sequential(*project, _activation(cfg.g_activation))
@@ -88,7 +127,8 @@ class DCGANGenerator(nn.Module):
         c_in = self.c0
         for i, c_out in enumerate(widths):
             last = i == len(widths) - 1
-            blocks.append(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=last or not cfg.g_batchnorm))
+            conv = nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=last or not cfg.g_batchnorm)
+            blocks.append(_sn(conv, cfg.g_spectral_norm))
             if not last:
                 if cfg.g_batchnorm:
                     blocks.append(nn.BatchNorm2d(c_out))
@@ -97,14 +137,14 @@ class DCGANGenerator(nn.Module):
         blocks.append(nn.Tanh())
         self.net = nn.Sequential(*blocks)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(self.project(z).view(-1, self.c0, self.base, self.base))
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(self.project(self.cond(z, y)).view(-1, self.c0, self.base, self.base))
 
 
 class DCGANDiscriminator(nn.Module):
-    """One (Conv 4x4 stride 2, act) block per d_hidden width, then a linear logit."""
+    """One (Conv 4x4 stride 2, act) block per d_hidden width, then a linear (projection) logit."""
 
-    def __init__(self, cfg: ModelConfig, shape: ImageShape):
+    def __init__(self, cfg: ModelConfig, shape: ImageShape, num_classes: int = 10):
         super().__init__()
         c, h, _ = shape
         layers: list[nn.Module] = []
@@ -113,19 +153,19 @@ class DCGANDiscriminator(nn.Module):
             if cfg.d_dropout > 0:
                 layers.append(nn.Dropout(cfg.d_dropout))
             c, h = width, (h + 1) // 2
-        layers += [nn.Flatten(), _sn(nn.Linear(c * h * h, 1), cfg.d_spectral_norm)]
-        self.net = nn.Sequential(*layers)
+        self.net = nn.Sequential(*layers, nn.Flatten())
+        self.head = Projection(cfg, c * h * h, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).flatten()
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.net(x), y)
 
 
 def _dcgan_init(module: nn.Module) -> None:
     """Radford et al.: conv/linear weights N(0, 0.02), batch-norm scale N(1, 0.02), biases 0."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
         weight = module.parametrizations.weight.original if hasattr(module, "parametrizations") else module.weight
         nn.init.normal_(weight, 0.0, 0.02)
-        if module.bias is not None:
+        if getattr(module, "bias", None) is not None:
             nn.init.zeros_(module.bias)
     elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
         nn.init.normal_(module.weight, 1.0, 0.02)
@@ -138,21 +178,21 @@ ARCHITECTURES = {
 }
 
 
-def build_generator(cfg: ModelConfig, shape: ImageShape) -> nn.Module:
-    G = ARCHITECTURES[cfg.arch][0](cfg, shape)
+def build_generator(cfg: ModelConfig, shape: ImageShape, num_classes: int = 10) -> nn.Module:
+    G = ARCHITECTURES[cfg.arch][0](cfg, shape, num_classes)
     if cfg.arch == "dcgan":
         G.apply(_dcgan_init)
     return G
 
 
-def build_discriminator(cfg: ModelConfig, shape: ImageShape) -> nn.Module:
-    D = ARCHITECTURES[cfg.arch][1](cfg, shape)
+def build_discriminator(cfg: ModelConfig, shape: ImageShape, num_classes: int = 10) -> nn.Module:
+    D = ARCHITECTURES[cfg.arch][1](cfg, shape, num_classes)
     if cfg.arch == "dcgan":
         D.apply(_dcgan_init)
     return D
 
 
-def build(cfg: ModelConfig, shape: ImageShape, seed: int) -> tuple[nn.Module, nn.Module]:
+def build(cfg: ModelConfig, shape: ImageShape, seed: int, num_classes: int = 10) -> tuple[nn.Module, nn.Module]:
     """(G, D) with weights drawn from `seed`, so the same params give the same initial networks."""
     torch.manual_seed(seed)
-    return build_generator(cfg, shape), build_discriminator(cfg, shape)
+    return build_generator(cfg, shape, num_classes), build_discriminator(cfg, shape, num_classes)

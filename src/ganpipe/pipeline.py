@@ -12,13 +12,13 @@ import io
 import time
 from pathlib import Path
 
-from ganpipe import classifier, data, evaluation, sampling, tracking
+from ganpipe import classifier, data, devices, evaluation, resume, sampling, tracking
 from ganpipe.checkpoint import file_sha256
 from ganpipe.config import Config
-from ganpipe.files import class_counts_csv, write_json, write_text
+from ganpipe.files import class_counts_csv, remove, write_json, write_text
 from ganpipe.images import make_grid, save_png
 from ganpipe.models import build
-from ganpipe.train import check_fits, fixed_noise, train
+from ganpipe.train import DivergenceError, check_fits, fixed_noise, train
 
 GRID_SEED = 1234  # fixed noise for the per-epoch grids: the same z in every run, so runs compare by eye
 
@@ -51,46 +51,78 @@ def _losses_csv(history: list[dict[str, float]]) -> str:
     return buf.getvalue()
 
 
+def _fingerprint(cfg: Config, info: dict) -> str:
+    """What the training trajectory depends on; a resume checkpoint is reused only when this matches."""
+    train_cfg = dataclasses.replace(cfg.train, checkpoint_every=1)  # how often it saves does not change results
+    return resume.fingerprint(dataclasses.asdict(cfg.model), dataclasses.asdict(train_cfg), info["sha256"],
+                              cfg.sample.grid_rows)
+
+
 def train_gan(cfg: Config) -> dict:
     info, train_split, _ = _splits(cfg)
-    check_fits(cfg.train, len(train_split.labels))
+    num_classes = info["num_classes"]
+    check_fits(cfg.train, len(train_split.labels), num_classes, cfg.model.conditional)
+    devices.resolve(cfg.train.device)  # cuda without a GPU fails here, before a run is opened
     shape = tuple(info["image_shape"])
-    G, D = build(cfg.model, shape, cfg.train.seed)  # raises ConfigError for a shape the arch cannot make
+    G, D = build(cfg.model, shape, cfg.train.seed, num_classes)  # ConfigError for a shape the arch cannot make
+    checkpoint_path, fingerprint = Path(cfg.paths.checkpoint), _fingerprint(cfg, info)
+    state = resume.load(checkpoint_path, fingerprint)
     root = tracking.project_root()
     tags = {**tracking.git_tags(root, list(dataclasses.asdict(cfg.paths).values())), **tracking.dvc_tags(),
             "data.name": info["dataset"], "data.sha256": info["sha256"]}
     run_name = tags["dvc.exp_name"] if tags["dvc.exp_name"] != "workspace" else f"repro-{tags['git.commit'][:7]}"
     rows = cfg.sample.grid_rows
-    with tracking.start_run(cfg.tracking, run_name=run_name, params=cfg.flat(), tags=tags) as run:
+    with tracking.start_run(cfg.tracking, run_name=run_name, params=cfg.flat(), tags=tags,
+                            run_id=state and state.get("run_id")) as run:
+        if state is not None:
+            print(f"resuming from {checkpoint_path} at epoch {state['epoch']} of {cfg.train.epochs}")
+        save_state = lambda s: resume.save(checkpoint_path, {**s, "fingerprint": fingerprint,  # noqa: E731
+                                                             "run_id": run.run_id})
         start = time.perf_counter()
-        result = train(
-            G, D, train_split.images, cfg.train, cfg.model.z_dim,
-            log=run.log_metrics,
-            log_images=lambda epoch, imgs: run.log_image(epoch, "samples", make_grid(imgs, rows)),
-            grid_noise=fixed_noise(rows * rows, cfg.model.z_dim, GRID_SEED),
-        )
+        try:
+            result = train(
+                G, D, train_split.images, cfg.train, cfg.model.z_dim, labels=train_split.labels,
+                num_classes=num_classes, log=run.log_metrics,
+                log_images=lambda epoch, imgs: run.log_image(epoch, "samples", make_grid(imgs, rows)),
+                grid=fixed_noise(rows * rows, cfg.model.z_dim, GRID_SEED, num_classes),
+                save_state=save_state, resume_from=state,
+            )
+        except DivergenceError as exc:
+            kept = (f"; the last good state is kept in {checkpoint_path} (it resumes only with unchanged params)"
+                    if checkpoint_path.is_file() else "")
+            raise DivergenceError(f"{exc}{kept}") from None
+        except KeyboardInterrupt:
+            if checkpoint_path.is_file():
+                print(f"interrupted; `dvc repro` with the same params resumes from {checkpoint_path}")
+            raise
         train_seconds = time.perf_counter() - start
         generator = Path(cfg.paths.generator)
-        sampling.save_generator(result.generator, generator, cfg.model, shape)
+        sampling.save_generator(result.generator, generator, cfg.model, shape, num_classes)
         write_text(Path(cfg.paths.train_losses), _losses_csv(result.history))
         final = {k: v for k, v in result.history[-1].items() if k != "epoch"}
         summary = {"steps": result.steps, "images_seen": result.images_seen, "epochs": cfg.train.epochs, **final}
         write_json(Path(cfg.paths.train_metrics), summary)
-        run.set_tags({tracking.GENERATOR_TAG: file_sha256(generator)})
+        run.set_tags({tracking.GENERATOR_TAG: file_sha256(generator),
+                      "train.device": devices.resolve(cfg.train.device).type,
+                      "train.resumed_from_epoch": str(result.resumed_from)})
         run.log_generator(result.generator)
+        images_trained = result.images_seen * (cfg.train.epochs - result.resumed_from) / cfg.train.epochs
         run.log_metrics(cfg.train.epochs, {
             "time/train_s": train_seconds,
-            "time/images_per_s": result.images_seen / train_seconds,
+            "time/images_per_s": images_trained / train_seconds,
             "time/tracking_s": run.seconds,
             "time/tracking_share": run.seconds / train_seconds,
         })
+    remove(checkpoint_path)  # finished: a later run with these params must start from scratch
     return summary
 
 
 def sample(cfg: Config) -> int:
-    G, model_cfg = sampling.load_generator(Path(cfg.paths.generator))
-    images = sampling.generate(G, cfg.sample.n, model_cfg.z_dim, cfg.sample.seed, cfg.sample.batch_size)
-    sampling.save_samples(images, Path(cfg.paths.samples))
+    gen = sampling.load_generator(Path(cfg.paths.generator))
+    labels = sampling.requested_labels(cfg.sample.n, cfg.sample.classes, gen)
+    images = sampling.generate(gen.net, cfg.sample.n, gen.model.z_dim, cfg.sample.seed, cfg.sample.batch_size,
+                               labels)
+    sampling.save_samples(images, Path(cfg.paths.samples), labels)
     save_png(make_grid(images[: cfg.sample.grid_rows**2], cfg.sample.grid_rows), Path(cfg.paths.sample_grid))
     return len(images)
 
@@ -98,11 +130,12 @@ def sample(cfg: Config) -> int:
 def evaluate(cfg: Config) -> dict:
     _, train_split, holdout = _splits(cfg)
     clf = classifier.load(Path(cfg.paths.classifier))
-    fake = sampling.load_samples(Path(cfg.paths.samples))
+    fake, requested = sampling.load_samples(Path(cfg.paths.samples))
     generator_sha = file_sha256(Path(cfg.paths.generator))
     run_id = tracking.find_generator_run(cfg.tracking, generator_sha)  # connects first: fails fast if down
     start = time.perf_counter()
-    result = evaluation.evaluate(clf, fake, holdout.images, train_split.images, cfg.evaluate)
+    result = evaluation.evaluate(clf, fake, holdout.images, train_split.images, cfg.evaluate, requested,
+                                 holdout.labels)
     seconds = time.perf_counter() - start
     write_json(Path(cfg.paths.eval_metrics), result)
     hists = {side: result[side]["class_hist"] for side in ("fake", "real")}
@@ -111,8 +144,8 @@ def evaluate(cfg: Config) -> dict:
         # re-open the run that trained this generator (found by its file hash), or a new one if it is gone
         with tracking.start_run(cfg.tracking, run_id=run_id, run_name="evaluate-only",
                                 tags=None if run_id else {tracking.GENERATOR_TAG: generator_sha}) as run:
-            numbers = {f"eval/{k}": v for k, v in result["fake"].items() if k != "class_hist"}
-            numbers |= {f"eval_real/{k}": v for k, v in result["real"].items() if k != "class_hist"}
+            numbers = {f"eval/{k}": v for k, v in result["fake"].items() if not isinstance(v, list)}
+            numbers |= {f"eval_real/{k}": v for k, v in result["real"].items() if not isinstance(v, list)}
             run.log_metrics(0, numbers | {"time/evaluate_s": seconds})
             run.set_tags({"eval.classifier_sha256": file_sha256(Path(cfg.paths.classifier))})
             run.log_artifact(Path(cfg.paths.eval_metrics), "eval")

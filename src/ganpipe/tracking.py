@@ -155,8 +155,17 @@ def start_run(cfg: TrackingConfig, run_name: str | None = None, run_id: str | No
         return
     import mlflow
 
+    from mlflow.exceptions import MlflowException
+
     _connect(cfg)
-    active = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name)
+    active = None
+    if run_id:
+        try:
+            active = mlflow.start_run(run_id=run_id)  # continue it (a resumed training, or evaluate)
+        except MlflowException:
+            print(f"note: MLflow run {run_id} is gone from {tracking_uri()}; logging to a new run")
+    if active is None:
+        active = mlflow.start_run(run_name=run_name)
     run = MlflowRun(active.info.run_id)
     try:
         with run._timed():
@@ -189,3 +198,12 @@ def find_generator_run(cfg: TrackingConfig, generator_sha256: str) -> str | None
         output_format="list",
     )
     return runs[0].info.run_id if runs else None
+
+
+def search_runs(cfg: TrackingConfig, filter_string: str = "") -> "Any":
+    """The experiment's runs as a pandas DataFrame (mlflow.search_runs: params.*, metrics.*, tags.* columns)."""
+    import mlflow
+
+    _connect(cfg)
+    return mlflow.search_runs(experiment_names=[cfg.experiment], filter_string=filter_string,
+                              order_by=["attributes.start_time DESC"])

@@ -1,0 +1,59 @@
+"""Resume state of an interrupted `train`: everything the loop needs to continue bitwise where it stopped.
+
+The file is written atomically after every `train.checkpoint_every` epochs and removed when training
+finishes. It is not a DVC output (DVC would delete it before re-running the stage); it lives at
+paths.checkpoint and is only used when its fingerprint (model, train params, data hash) matches the run.
+torch.save is fine here: unlike the generator, nothing hashes these bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from ganpipe.files import atomic
+
+FORMAT = 1
+
+
+def fingerprint(*parts: object) -> str:
+    """A hash of everything that shapes the training trajectory; a checkpoint is reused only on a match."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def save(path: Path, state: dict) -> None:
+    with atomic(Path(path)) as tmp:
+        torch.save({"format": FORMAT, **state}, tmp)
+
+
+def load(path: Path, expected_fingerprint: str) -> dict | None:
+    """The saved state when `path` holds a checkpoint of this very run, else None (with the reason printed)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a torn or foreign file: never fatal, training just starts over
+        print(f"note: ignoring unreadable checkpoint {path} ({type(exc).__name__}); training from scratch")
+        return None
+    if state.get("format") != FORMAT or state.get("fingerprint") != expected_fingerprint:
+        print(f"note: checkpoint {path} belongs to other params or data; training from scratch")
+        return None
+    return state
+
+
+def rng_states(*generators: torch.Generator) -> dict:
+    out = {"torch": torch.get_rng_state(), "generators": [g.get_state() for g in generators]}
+    if torch.cuda.is_available():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def restore_rng(states: dict, *generators: torch.Generator) -> None:
+    torch.set_rng_state(states["torch"])
+    for g, s in zip(generators, states["generators"]):
+        g.set_state(s)
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
