@@ -98,3 +98,73 @@ def class_agreement(probs: Tensor, requested: Tensor) -> tuple[float, list[float
     per_class = [hits[requested == k].mean().item() if (requested == k).any() else None
                  for k in range(probs.shape[1])]
     return hits.mean().item(), per_class
+
+
+def kid(features_a: Tensor, features_b: Tensor, subsets: int = 100, subset_size: int = 1000,
+        seed: int = 0) -> tuple[float, float]:
+    """Kernel Inception Distance (Binkowski et al. 2018): unbiased MMD^2 with the cubic polynomial kernel
+    k(x, y) = (x.y / d + 1)^3, as (mean, std) over `subsets` random subsets of each set. The subset size is
+    clipped to the smaller set, so small sets work (with a larger std)."""
+    a, b = features_a.double(), features_b.double()
+    m = min(subset_size, len(a), len(b))
+    if m < 2:
+        raise ValueError(f"KID needs at least 2 samples in each set, got {len(a)} and {len(b)}")
+    d = a.shape[1]
+    g = torch.Generator().manual_seed(seed)
+    values = []
+    for _ in range(subsets):
+        x = a[torch.randperm(len(a), generator=g)[:m]]
+        y = b[torch.randperm(len(b), generator=g)[:m]]
+        kxx, kyy, kxy = ((x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3)
+        off = m * (m - 1)  # unbiased: the diagonals k(x_i, x_i) are left out
+        values.append(((kxx.sum() - kxx.trace()) / off + (kyy.sum() - kyy.trace()) / off
+                       - 2 * kxy.mean()).item())
+    t = torch.tensor(values, dtype=torch.float64)
+    return t.mean().item(), (t.std(unbiased=False).item() if len(values) > 1 else 0.0)
+
+
+def _pairwise(a: Tensor, b: Tensor, chunk: int):
+    """Euclidean distances of `a` to all of `b`, one [chunk, len(b)] block at a time (bounded memory)."""
+    for start in range(0, len(a), chunk):
+        yield start, torch.cdist(a[start : start + chunk], b)
+
+
+def knn_radii(features: Tensor, k: int, chunk: int = 1000) -> Tensor:
+    """Distance from each point to its k-th nearest neighbour within the same set (itself excluded)."""
+    x = features.float()
+    if len(x) <= k:
+        raise ValueError(f"k-NN with k={k} needs more than {k} samples, got {len(x)}")
+    out = torch.empty(len(x))
+    for start, dist in _pairwise(x, x, chunk):
+        rows = torch.arange(len(dist))
+        dist[rows, rows + start] = float("inf")  # not its own neighbour, even when duplicates exist
+        out[start : start + len(dist)] = dist.kthvalue(k, dim=1).values
+    return out
+
+
+def _in_balls(points: Tensor, centres: Tensor, radii: Tensor, chunk: int) -> Tensor:
+    """[len(points), ] count of the balls (centres, radii) that each point lies in."""
+    counts = torch.empty(len(points), dtype=torch.int64)
+    for start, dist in _pairwise(points.float(), centres.float(), chunk):
+        counts[start : start + len(dist)] = (dist <= radii[None, :]).sum(1)
+    return counts
+
+
+def precision_recall(real: Tensor, fake: Tensor, k: int = 3, chunk: int = 1000) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019): precision = share of fakes inside the real
+    k-NN manifold (union of balls to each real's k-th neighbour); recall = share of reals inside the fake one."""
+    precision = (_in_balls(fake, real, knn_radii(real, k, chunk), chunk) > 0).double().mean().item()
+    recall = (_in_balls(real, fake, knn_radii(fake, k, chunk), chunk) > 0).double().mean().item()
+    return precision, recall
+
+
+def density_coverage(real: Tensor, fake: Tensor, k: int = 5, chunk: int = 1000) -> tuple[float, float]:
+    """Density and coverage (Naeem et al. 2020), both from the real k-NN balls only: density = mean number of
+    real balls holding each fake, / k (about 1 for matching distributions, unbounded above); coverage = share
+    of reals whose ball holds at least one fake."""
+    radii = knn_radii(real, k, chunk)
+    density = _in_balls(fake, real, radii, chunk).double().mean().item() / k
+    covered = torch.zeros(len(real), dtype=torch.bool)
+    for start, dist in _pairwise(real.float(), fake.float(), chunk):
+        covered[start : start + len(dist)] = (dist.min(1).values <= radii[start : start + len(dist)])
+    return density, covered.double().mean().item()
