@@ -87,3 +87,59 @@ def test_class_histogram_kl_and_coverage():
 def test_confident_share():
     probs = torch.tensor([[0.95, 0.05], [0.6, 0.4], [0.1, 0.9]])
     assert metrics.confident_share(probs, 0.9) == pytest.approx(2 / 3)
+
+
+def normal(n, d, shift=0.0, scale=1.0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g, dtype=torch.float64) * scale + shift
+
+
+def test_fid_matches_torchmetrics():
+    from torchmetrics.image.fid import _compute_fid
+
+    a, b = normal(400, 8), normal(300, 8, shift=0.3, scale=1.5, seed=1)
+    ours = metrics.fid(a, b)
+    theirs = _compute_fid(*metrics.feature_stats(a), *metrics.feature_stats(b)).item()
+    assert ours == pytest.approx(theirs, rel=1e-6)
+
+
+def test_kid_matches_torchmetrics_and_is_unbiased():
+    from torchmetrics.image.kid import poly_mmd
+
+    a, b = normal(200, 16), normal(200, 16, shift=0.5, seed=1)
+    mean, std = metrics.kid(a, b, subsets=1, subset_size=200)  # one subset = the whole sets, reordered
+    assert mean == pytest.approx(poly_mmd(a, b).item(), rel=1e-5) and std == 0.0  # float32 kernels
+    same = [metrics.kid(normal(300, 16, seed=s), normal(300, 16, seed=s + 100), 10, 100)[0] for s in range(5)]
+    assert abs(sum(same) / len(same)) < 0.02  # unbiased: near 0 for two samples of one distribution
+    assert metrics.kid(a, b, 10, 100)[0] < metrics.kid(a, normal(200, 16, shift=1.0, seed=2), 10, 100)[0]
+
+
+def test_kid_clips_the_subset_size_to_the_smaller_set():
+    mean, std = metrics.kid(normal(30, 4), normal(5000, 4, seed=1), subsets=20, subset_size=1000)
+    assert math.isfinite(mean) and std > 0
+
+
+def test_knn_radii_skip_only_the_point_itself():
+    x = torch.tensor([[0.0], [0.0], [1.0], [3.0]])  # a duplicate: its nearest neighbour is at distance 0
+    assert metrics.knn_radii(x, 1).tolist() == [0.0, 0.0, 1.0, 2.0]
+    assert metrics.knn_radii(x, 2).tolist() == [1.0, 1.0, 1.0, 3.0]
+
+
+def test_precision_recall_density_coverage_on_known_sets():
+    real = normal(500, 4)
+    assert metrics.precision_recall(real, real, 3) == (1.0, 1.0)
+    far = normal(500, 4, shift=50.0, seed=1)
+    assert metrics.precision_recall(real, far, 3) == (0.0, 0.0)
+    assert metrics.density_coverage(real, far, 5) == (0.0, 0.0)
+    # mode dropping: fakes from one corner of the real distribution are precise but do not recall it
+    corner = real[real[:, 0] > 1.0]
+    precision, recall = metrics.precision_recall(real, corner, 3)
+    assert precision > 0.9 and recall < 0.4
+    density, coverage = metrics.density_coverage(real, normal(500, 4, seed=7), 5)
+    assert 0.7 < density < 1.3 and coverage > 0.8
+
+
+def test_knn_metrics_do_not_depend_on_the_chunk_size():
+    real, fake = normal(700, 6), normal(650, 6, shift=0.2, seed=3)
+    assert metrics.precision_recall(real, fake, 3, chunk=64) == metrics.precision_recall(real, fake, 3, chunk=5000)
+    assert metrics.density_coverage(real, fake, 5, chunk=64) == metrics.density_coverage(real, fake, 5, chunk=5000)

@@ -167,3 +167,40 @@ def test_killed_train_resumes_to_the_same_generator_bytes(workdir):
     assert len(resumed) == 1
     steps = [m.step for m in client.get_metric_history(resumed[0].info.run_id, "loss/d")]
     assert sorted(set(steps)) == list(range(1, 31))  # an epoch logged just before the kill may repeat
+
+
+def test_ganpipe_evaluate_scores_outside_samples_and_logs_a_run(workdir, capsys):
+    import json
+
+    import numpy as np
+
+    from ganpipe import cli, data
+
+    assert stage("prepare")([]) == 0 and stage("train_classifier")([]) == 0
+    real = data.load_split(workdir / "data" / "prepared" / "train.safetensors")
+    np.savez(workdir / "outside.npz", images=real.images.numpy() / 127.5 - 1, labels=real.labels.numpy())
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--samples", "outside.npz", "--mlflow", "outside-gan"]) == 0
+    out = capsys.readouterr().out
+    assert "IS" in out and "real ceiling" in out and "wrote outside.eval.json" in out
+    result = json.loads((workdir / "outside.eval.json").read_text())
+    assert result["protocol"]["n_fake"] == len(real.labels) and len(result["fake"]["class_agreement_per_class"]) == 10
+    [run] = runs(workdir)
+    assert run.info.run_name == "outside-gan" and run.data.tags["ganpipe.source"] == "external"
+    assert run.data.metrics["eval/fid"] == pytest.approx(result["fake"]["fid"])
+
+
+def test_ganpipe_evaluate_refuses_bad_samples_and_writes_nothing(workdir, capsys):
+    import numpy as np
+
+    from ganpipe import cli
+
+    assert cli.main(["evaluate", "--samples", "nothing.npz"]) == 1  # no prepared data yet: names the stage
+    assert "dvc repro" in capsys.readouterr().err
+    assert stage("prepare")([]) == 0 and stage("train_classifier")([]) == 0
+    np.save(workdir / "rgb.npy", np.zeros((8, 3, 28, 28), np.uint8))
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--samples", "rgb.npy"]) == 1
+    err = capsys.readouterr().err
+    assert "images have 3 channels, the evaluation classifier takes 1" in err and "Traceback" not in err
+    assert not (workdir / "rgb.eval.json").exists() and runs(workdir) == []

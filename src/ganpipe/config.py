@@ -166,9 +166,13 @@ class EvaluateConfig:
     is_splits: int  # IS is also reported as mean +- std over this many splits
     confidence: float  # a prediction counts as confident when its top probability is at least this
     cover_share: float  # a class is covered when it gets at least cover_share * (n / classes) samples
+    kid_subsets: int  # KID is the mean +- std of unbiased MMD^2 over this many random subsets
+    kid_subset_size: int  # clipped to the smaller set
+    pr_k: int  # k of the k-NN manifolds of precision / recall
+    dc_k: int  # k of the k-NN balls of density / coverage
 
     def __post_init__(self) -> None:
-        _positive(self, "evaluate", ("batch_size", "is_splits"))
+        _positive(self, "evaluate", ("batch_size", "is_splits", "kid_subsets", "kid_subset_size", "pr_k", "dc_k"))
         _require(0 < self.confidence < 1, "evaluate.confidence", "must be in (0, 1)", self.confidence)
         _require(0 < self.cover_share <= 1, "evaluate.cover_share", "must be in (0, 1]", self.cover_share)
 

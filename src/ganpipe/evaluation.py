@@ -1,9 +1,13 @@
-"""The evaluation protocol: classifier features computed once per image set, every score from them.
+"""The evaluation protocol: classifier outputs computed once per image set, every score from them.
 
-Generated samples are scored against the real held-out split; the real held-out images scored the same way
-(FID against the real training split) give the ceiling a perfect generator would reach.
+Generated samples are scored against the real held-out split. The real held-out images scored the same way
+against the real training split give the ceiling a perfect generator would reach. Every result carries its
+protocol (classifier hash, feature layer, set sizes, reference split, dtype), so numbers are only compared
+when they were measured the same way.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -11,20 +15,55 @@ from ganpipe import metrics
 from ganpipe.classifier import Classifier, features_and_probs
 from ganpipe.config import EvaluateConfig
 
+FEATURE_LAYER = "classifier.features (penultimate layer, after ReLU)"
 
-def scores(probs: torch.Tensor, feats: torch.Tensor, ref_feats: torch.Tensor, cfg: EvaluateConfig) -> dict:
-    """Every score of one image set given its classifier outputs and the reference set's features."""
+
+@dataclass(frozen=True)
+class Embedded:
+    """One image set as the classifier sees it, computed once and shared by every metric."""
+
+    features: torch.Tensor  # float64 [N, F]
+    probs: torch.Tensor  # float64 [N, K]
+
+
+def embed(clf: Classifier, images: torch.Tensor, batch_size: int) -> Embedded:
+    return Embedded(*features_and_probs(clf, images, batch_size))
+
+
+def equal_size(a: torch.Tensor, b: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both sets cut to the smaller one's size by a fixed random subset of the larger."""
+    n = min(len(a), len(b))
+    g = torch.Generator().manual_seed(seed)
+    pick = lambda x: x if len(x) == n else x[torch.randperm(len(x), generator=g)[:n]]  # noqa: E731
+    return pick(a), pick(b)
+
+
+def scores(sample: Embedded, ref: Embedded, cfg: EvaluateConfig) -> dict:
+    """Every unconditional score of one image set against a reference set."""
+    probs, feats, ref_feats = sample.probs, sample.features, ref.features
     hist = metrics.class_histogram(probs)
     is_all, _ = metrics.inception_score(probs, 1)
     # splits of a fixed random permutation: a set stored in class order (the held-out split) would otherwise
     # put one class in each split and score IS = 1 there
     shuffled = probs[torch.randperm(len(probs), generator=torch.Generator().manual_seed(0))]
     is_mean, is_std = metrics.inception_score(shuffled, min(cfg.is_splits, len(probs)))
+    # KID's cubic kernel (x.y/d + 1)^3 assumes features of order 1 (as Inception's are); this classifier's ReLU
+    # features have norms near 40, which makes the estimate mostly noise. So KID sees features standardised
+    # with the reference set's per-dimension mean and std (FID is computed on the raw features).
+    mu, sd = ref_feats.mean(0), ref_feats.std(0).clamp(min=1e-6)
+    kid_mean, kid_std = metrics.kid((feats - mu) / sd, (ref_feats - mu) / sd, cfg.kid_subsets, cfg.kid_subset_size)
+    # k-NN radii shrink as a set grows, so precision/recall/density/coverage compare sets of equal size:
+    # a fixed random subset of the larger one (the ceiling is then measured at the same size as the samples)
+    knn_fake, knn_ref = equal_size(feats, ref_feats)
+    knn = metrics.knn_scores(knn_ref, knn_fake, cfg.pr_k, cfg.dc_k)
     return {
         "is": is_all,
         "is_split_mean": is_mean,
         "is_split_std": is_std,
         "fid": metrics.fid(feats, ref_feats),
+        "kid": kid_mean,
+        "kid_std": kid_std,
+        **knn,
         "classes_covered": metrics.classes_covered(hist, cfg.cover_share),
         "kl_uniform": metrics.kl_to_uniform(hist),
         "confident_share": metrics.confident_share(probs, cfg.confidence),
@@ -32,27 +71,59 @@ def scores(probs: torch.Tensor, feats: torch.Tensor, ref_feats: torch.Tensor, cf
     }
 
 
+def per_class_fid(sample: Embedded, labels: torch.Tensor, ref: Embedded, ref_labels: torch.Tensor) -> list:
+    """FID of each class's images against the reference images of that class; None where either side has too
+    few images for the feature dimension (FID's covariance needs more samples than dimensions)."""
+    out: list[float | None] = []
+    dim = sample.features.shape[1]
+    for k in range(sample.probs.shape[1]):
+        a, b = sample.features[labels == k], ref.features[ref_labels == k]
+        out.append(metrics.fid(a, b) if min(len(a), len(b)) > dim else None)
+    return out
+
+
+def conditional_scores(sample: Embedded, requested: torch.Tensor, ref: Embedded, ref_labels: torch.Tensor) -> dict:
+    """How well a conditional generator obeys: classifier agreement with the requested class, per-class FID."""
+    agreement, per_class = metrics.class_agreement(sample.probs, requested)
+    return {"class_agreement": agreement, "class_agreement_per_class": per_class,
+            "fid_per_class": per_class_fid(sample, requested, ref, ref_labels)}
+
+
 def evaluate(clf: Classifier, fake: torch.Tensor, holdout: torch.Tensor, train: torch.Tensor,
              cfg: EvaluateConfig, requested: torch.Tensor | None = None,
-             holdout_labels: torch.Tensor | None = None) -> dict:
-    """{'fake': scores vs holdout, 'real': holdout scored vs train (the ceiling), 'protocol': sizes}.
+             holdout_labels: torch.Tensor | None = None, train_labels: torch.Tensor | None = None,
+             classifier_sha256: str = "") -> dict:
+    """{'fake': scores vs holdout, 'real': holdout scored vs train (the ceiling), 'protocol': how}.
 
-    `requested`: the class a conditional generator was asked for per sample; adds class_agreement (overall
-    and per class), with the classifier's accuracy on the held-out labels as its ceiling.
+    `requested`: the class a conditional generator was asked for per sample; adds class agreement (the
+    classifier's accuracy on held-out labels is its ceiling) and per-class FID against the training split's
+    images of each class (the held-out split has too few per class).
     """
-    fake_f, fake_p = features_and_probs(clf, fake, cfg.batch_size)
-    hold_f, hold_p = features_and_probs(clf, holdout, cfg.batch_size)
-    train_f, _ = features_and_probs(clf, train, cfg.batch_size)
-    fake_scores, real_scores = scores(fake_p, fake_f, hold_f, cfg), scores(hold_p, hold_f, train_f, cfg)
-    if requested is not None:
-        fake_scores["class_agreement"], fake_scores["class_agreement_per_class"] = \
-            metrics.class_agreement(fake_p, requested)
-        if holdout_labels is not None:
-            real_scores["class_agreement"], real_scores["class_agreement_per_class"] = \
-                metrics.class_agreement(hold_p, holdout_labels)
-    return {
-        "fake": fake_scores,
-        "real": real_scores,
-        "protocol": {"n_fake": len(fake), "n_holdout": len(holdout), "n_train": len(train),
-                     "feature_dim": fake_f.shape[1]},
+    fake_e, hold_e, train_e = (embed(clf, x, cfg.batch_size) for x in (fake, holdout, train))
+    result = {"fake": scores(fake_e, hold_e, cfg), "real": scores(hold_e, train_e, cfg)}
+    if requested is not None and train_labels is not None and holdout_labels is not None:
+        result["fake"] |= conditional_scores(fake_e, requested, train_e, train_labels)
+        result["real"] |= conditional_scores(hold_e, holdout_labels, train_e, train_labels)
+    result["protocol"] = {
+        "classifier_sha256": classifier_sha256,
+        "feature_layer": FEATURE_LAYER,
+        "feature_dim": fake_e.features.shape[1],
+        "stats_dtype": "float64",
+        "n_fake": len(fake), "n_holdout": len(holdout), "n_train": len(train),
+        "fake_reference": "holdout split", "real_reference": "train split",
+        "per_class_fid_reference": "train split, per class",
+        "kid": {"subsets": cfg.kid_subsets, "subset_size": min(cfg.kid_subset_size, len(fake), len(holdout)),
+                "kernel": "(x.y/d + 1)^3"},
+        "kid_features": "standardised by the reference set's per-dimension mean and std",
+        "precision_recall_k": cfg.pr_k, "density_coverage_k": cfg.dc_k,
+        "knn_sets": "equal size: a fixed random subset of the larger set",
     }
+    return result
+
+
+def flat_scores(result: dict) -> dict[str, float]:
+    """The scalar scores as MLflow metrics: eval/<name> for the samples, eval_real/<name> for the ceiling."""
+    out = {}
+    for side, prefix in (("fake", "eval"), ("real", "eval_real")):
+        out |= {f"{prefix}/{k}": float(v) for k, v in result[side].items() if isinstance(v, (int, float))}
+    return out

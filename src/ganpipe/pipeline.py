@@ -133,9 +133,10 @@ def evaluate(cfg: Config) -> dict:
     fake, requested = sampling.load_samples(Path(cfg.paths.samples))
     generator_sha = file_sha256(Path(cfg.paths.generator))
     run_id = tracking.find_generator_run(cfg.tracking, generator_sha)  # connects first: fails fast if down
+    classifier_sha = file_sha256(Path(cfg.paths.classifier))
     start = time.perf_counter()
     result = evaluation.evaluate(clf, fake, holdout.images, train_split.images, cfg.evaluate, requested,
-                                 holdout.labels)
+                                 holdout.labels, train_split.labels, classifier_sha)
     seconds = time.perf_counter() - start
     write_json(Path(cfg.paths.eval_metrics), result)
     hists = {side: result[side]["class_hist"] for side in ("fake", "real")}
@@ -144,10 +145,47 @@ def evaluate(cfg: Config) -> dict:
         # re-open the run that trained this generator (found by its file hash), or a new one if it is gone
         with tracking.start_run(cfg.tracking, run_id=run_id, run_name="evaluate-only",
                                 tags=None if run_id else {tracking.GENERATOR_TAG: generator_sha}) as run:
-            numbers = {f"eval/{k}": v for k, v in result["fake"].items() if not isinstance(v, list)}
-            numbers |= {f"eval_real/{k}": v for k, v in result["real"].items() if not isinstance(v, list)}
-            run.log_metrics(0, numbers | {"time/evaluate_s": seconds})
-            run.set_tags({"eval.classifier_sha256": file_sha256(Path(cfg.paths.classifier))})
+            run.log_metrics(0, evaluation.flat_scores(result) | {"time/evaluate_s": seconds})
+            run.set_tags({"eval.classifier_sha256": classifier_sha})
             run.log_artifact(Path(cfg.paths.eval_metrics), "eval")
             run.log_artifact(Path(cfg.paths.sample_grid), "eval")
+    return result
+
+
+def evaluate_samples(cfg: Config, samples: Path, out: Path | None, log_run: str | None) -> dict:
+    """Score images made anywhere with the pipeline's protocol (`ganpipe evaluate --samples`).
+
+    Uses the prepared data and the trained classifier of this project (`dvc repro train_classifier` makes
+    them). Writes JSON to `out` (default: beside the samples) and, with `log_run`, logs an MLflow run of that
+    name tagged ganpipe.source=external.
+    """
+    from ganpipe.imagefiles import read_samples
+
+    info, train_split, holdout = _splits(cfg)
+    clf = classifier.load(Path(cfg.paths.classifier))
+    c, h, _ = info["image_shape"]
+    images, labels = read_samples(samples, c, h)
+    if labels is not None and (labels.min() < 0 or labels.max() >= info["num_classes"]):
+        raise data.DataError(f"{samples}: labels must be class indices in [0, {info['num_classes']}), got "
+                             f"[{labels.min()}, {labels.max()}]")
+    classifier_sha = file_sha256(Path(cfg.paths.classifier))
+    start = time.perf_counter()
+    result = evaluation.evaluate(clf, images, holdout.images, train_split.images, cfg.evaluate, labels,
+                                 holdout.labels, train_split.labels, classifier_sha)
+    seconds = time.perf_counter() - start
+    result["protocol"]["samples"] = str(samples)
+    out = out or (samples.with_suffix("") if samples.is_file() else samples).with_name(
+        (samples.stem if samples.is_file() else samples.name) + ".eval.json")
+    write_json(out, result)
+    if log_run:
+        tags = {"ganpipe.source": "external", "samples.path": str(Path(samples).resolve()),
+                "eval.classifier_sha256": classifier_sha, "data.sha256": info["sha256"]}
+        if Path(samples).is_file():
+            tags["samples.sha256"] = file_sha256(Path(samples))
+        with tracking.start_run(dataclasses.replace(cfg.tracking, enabled=True), run_name=log_run,
+                                tags=tags) as run:
+            run.log_metrics(0, evaluation.flat_scores(result) | {"time/evaluate_s": seconds})
+            run.log_artifact(out, "eval")
+        result["mlflow_run_id"] = run.run_id
+    result["json"] = str(out)
     return result
