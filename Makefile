@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: repro test bench clean-venv
+.PHONY: repro test bench table clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,10 +19,19 @@ repro: $(STAMP)
 test: $(STAMP)
 	PATH=$(BIN):$$PATH python -m pytest -q
 
+# Speed and memory numbers of the README (each script prints them). Needs `make repro` first.
 bench: $(STAMP)
+	PATH=$(BIN):$$PATH python benchmarks/arch_speed.py
 	PATH=$(BIN):$$PATH python benchmarks/train_speed.py
+	PATH=$(BIN):$$PATH python benchmarks/precision_quality.py
+	PATH=$(BIN):$$PATH python benchmarks/eval_speed.py
 	PATH=$(BIN):$$PATH python benchmarks/tracking_overhead.py
 	PATH=$(BIN):$$PATH python benchmarks/pipeline_time.py
+
+# The README's results table: one DVC experiment per row (about an hour on 2 cores), then the table.
+table: $(STAMP)
+	PATH=$(BIN):$$PATH python benchmarks/results_table.py run
+	PATH=$(BIN):$$PATH python benchmarks/results_table.py show --readme
 
 clean-venv:
 	rm -rf $(VENV)

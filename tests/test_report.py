@@ -40,3 +40,25 @@ def test_replace_between_markers_keeps_the_rest():
         "intro\n<!-- b -->\nnew\n<!-- e -->\noutro\n"
     with pytest.raises(ValueError):
         report.replace_between("no markers", "<!-- b -->", "<!-- e -->", "x")
+
+
+def test_comparison_keeps_only_params_that_differ_and_sorts():
+    runs = runs_frame().assign(**{
+        "tags.mlflow.runName": ["a", "b", "a-old", "c"],
+        "run_id": ["1" * 32, "2" * 32, "3" * 32, "4" * 32],
+        "params.train.loss": ["hinge", "bce", "hinge", "hinge"],
+        "params.train.epochs": ["40"] * 4,  # the same everywhere: left out
+    })
+    table = report.comparison(runs, "eval/fid", ascending=True)
+    assert list(table.columns[:3]) == ["run", "id", "train.loss"] and "train.epochs" not in table.columns
+    assert list(table["run"]) == ["c", "a", "a-old", "b"] and table["id"][0] == "44444444"
+    with pytest.raises(KeyError, match="cannot sort by 'eval/nope'"):
+        report.comparison(runs, "eval/nope", ascending=True)
+
+
+def test_comparison_plot_is_a_png(tmp_path):
+    runs = runs_frame().assign(**{"tags.mlflow.runName": list("abcd"), "run_id": ["x" * 32] * 4})
+    table = report.comparison(runs, "eval/fid", ascending=True)
+    curves = {"a": {"loss/d": [(1, 1.0), (2, 0.5)], "loss/g": [(1, 2.0), (2, 1.0)]}, "b": {"loss/d": []}}
+    report.plot_comparison(table, ["eval/is", "eval/fid"], curves, tmp_path / "c.png")
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

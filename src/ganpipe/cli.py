@@ -72,7 +72,22 @@ def main(argv: list[str] | None = None) -> int:
                     help=".npz, .npy, .pt, .safetensors or a folder of PNGs; uint8 or [-1, 1]")
     ev.add_argument("--out", type=Path, help="JSON file to write (default: <samples>.eval.json)")
     ev.add_argument("--mlflow", metavar="RUN_NAME", help="also log the scores as an MLflow run of this name")
+    cmp = sub.add_parser("compare", help="compare MLflow runs: differing params and eval scores, and a plot")
+    cmp.add_argument("--experiment", help="MLflow experiment (default: tracking.experiment of params.yaml)")
+    cmp.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="only runs with this tag")
+    cmp.add_argument("--runs", nargs="+", metavar="RUN_ID", help="only these runs")
+    cmp.add_argument("--sort", default="eval/fid", help="column to sort by (default: eval/fid)")
+    cmp.add_argument("--descending", action="store_true")
+    cmp.add_argument("--format", choices=["md", "csv"], default="md")
+    cmp.add_argument("--out", type=Path, help="write the table here instead of printing it")
+    cmp.add_argument("--plot", type=Path, help="write a PNG: the --metrics across runs and the loss curves")
+    cmp.add_argument("--metrics", default="eval/is,eval/fid", help="comma-separated metrics for --plot")
     args = parser.parse_args(argv)
+    if args.command == "compare":
+        code, text = _guarded(lambda: compare(config.load(args.params), args))
+        if code == 0:
+            print(text)
+        return code
     code, result = _guarded(lambda: pipeline.evaluate_samples(config.load(args.params), args.samples,
                                                               args.out, args.mlflow))
     if code == 0:
@@ -80,6 +95,40 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {result['json']}" + (f"; MLflow run {result['mlflow_run_id']}" if "mlflow_run_id" in result
                                           else ""))
     return code
+
+
+def compare(cfg: config.Config, args: argparse.Namespace) -> str:
+    """`ganpipe compare`: the comparison table (Markdown or CSV) and, with --plot, a PNG."""
+    import dataclasses
+
+    from ganpipe import report, tracking
+
+    tags = dict(t.partition("=")[::2] for t in args.tag)
+    if any(not k or not v for k, v in tags.items()):
+        raise config.ConfigError(f"--tag must look like KEY=VALUE, got {args.tag}")
+    tracking_cfg = dataclasses.replace(cfg.tracking, enabled=True, experiment=args.experiment or cfg.tracking.experiment)
+    runs = tracking.select_runs(tracking_cfg, tags, args.runs)
+    if runs.empty:
+        raise tracking.TrackingError(f"no runs in experiment {tracking_cfg.experiment!r} match tags {tags}")
+    try:
+        table = report.comparison(runs, args.sort, ascending=not args.descending)
+    except KeyError as exc:
+        raise config.ConfigError(f"--sort: {exc.args[0]}") from None
+    text = table.to_csv(index=False) if args.format == "csv" else table.to_markdown(index=False, floatfmt=".4g")
+    if args.plot:
+        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+        unknown = [m for m in metrics if m not in table.columns]
+        if unknown:
+            raise config.ConfigError(f"--metrics: no column {unknown[0]!r}; columns: {list(table.columns)}")
+        curves = {name: {key: tracking.metric_history(run_id, key) for key in ("loss/d", "loss/g")}
+                  for name, run_id in zip(runs["tags.mlflow.runName"], runs["run_id"])}
+        report.plot_comparison(table, metrics, curves, args.plot)
+    if args.out:
+        from ganpipe.files import write_text
+
+        write_text(args.out, text + "\n")
+        return f"wrote {args.out}" + (f" and {args.plot}" if args.plot else "")
+    return text + (f"\nwrote {args.plot}" if args.plot else "")
 
 
 if __name__ == "__main__":

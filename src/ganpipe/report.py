@@ -56,3 +56,49 @@ def replace_between(text: str, begin: str, end: str, block: str) -> str:
     """`text` with everything between the marker lines `begin` and `end` replaced by `block`."""
     start, stop = text.index(begin) + len(begin), text.index(end)
     return text[:start] + "\n" + block + text[stop:]
+
+
+def differing_params(runs: pd.DataFrame) -> list[str]:
+    """The params.* columns whose value is not the same in every run (what the runs actually vary)."""
+    cols = [c for c in runs.columns if c.startswith("params.")]
+    return sorted(c for c in cols if runs[c].astype(str).nunique(dropna=False) > 1)
+
+
+def comparison(runs: pd.DataFrame, sort_by: str, ascending: bool) -> pd.DataFrame:
+    """One row per run: its name, short id, the params that differ, every eval score; sorted by `sort_by`."""
+    scores = sorted(c for c in runs.columns if c.startswith(("metrics.eval/", "metrics.eval_real/")))
+    table = runs[["tags.mlflow.runName", "run_id", *differing_params(runs), *scores]].copy()
+    table["run_id"] = table["run_id"].str[:8]
+    table.columns = ["run", "id", *[c.removeprefix("params.") for c in table.columns[2:]]]
+    table.columns = [c.removeprefix("metrics.") for c in table.columns]
+    if sort_by not in table.columns:
+        raise KeyError(f"cannot sort by {sort_by!r}; columns: {list(table.columns)}")
+    return table.sort_values(sort_by, ascending=ascending, na_position="last").reset_index(drop=True)
+
+
+def plot_comparison(table: pd.DataFrame, metrics: list[str], curves: dict[str, dict[str, list]],
+                    path) -> None:
+    """A PNG: one bar chart per chosen metric across runs, then the loss curves of every run overlaid."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    keys = sorted({k for per_run in curves.values() for k in per_run})
+    panels = len(metrics) + len(keys)
+    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        ax.barh(table["run"].astype(str), table[metric].astype(float))
+        ax.set_title(metric)
+        ax.invert_yaxis()
+    for ax, key in zip(axes[0][len(metrics):], keys):
+        for name, per_run in curves.items():
+            if per_run.get(key):
+                steps, values = zip(*per_run[key])
+                ax.plot(steps, values, label=name)
+        ax.set_title(key)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, metadata={"Software": None})  # no version string: same data, same bytes
+    plt.close(fig)

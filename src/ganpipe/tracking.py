@@ -124,8 +124,9 @@ class MlflowRun(NullRun):
             mlflow.set_tags(tags)
 
 
-def _connect(cfg: TrackingConfig) -> None:
-    """Point mlflow at the store and the experiment; fail fast with a clear message if it is unreachable."""
+def _connect(cfg: TrackingConfig, create: bool = True) -> None:
+    """Point mlflow at the store and the experiment; fail fast with a clear message if it is unreachable.
+    With create=False a missing experiment is an error that lists the experiments the store has."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -136,6 +137,9 @@ def _connect(cfg: TrackingConfig) -> None:
     mlflow.set_tracking_uri(uri)
     try:
         if mlflow.get_experiment_by_name(cfg.experiment) is None:
+            if not create:
+                names = [e.name for e in mlflow.search_experiments()]
+                raise TrackingError(f"no MLflow experiment named {cfg.experiment!r} in {uri}; it has {names}")
             artifacts = None if "://" in uri and not uri.startswith("sqlite") else (project_root() / "mlruns").as_uri()
             mlflow.create_experiment(cfg.experiment, artifact_location=artifacts)
         mlflow.set_experiment(cfg.experiment)
@@ -204,6 +208,27 @@ def search_runs(cfg: TrackingConfig, filter_string: str = "") -> "Any":
     """The experiment's runs as a pandas DataFrame (mlflow.search_runs: params.*, metrics.*, tags.* columns)."""
     import mlflow
 
-    _connect(cfg)
+    _connect(cfg, create=False)
     return mlflow.search_runs(experiment_names=[cfg.experiment], filter_string=filter_string,
                               order_by=["attributes.start_time DESC"])
+
+
+def select_runs(cfg: TrackingConfig, tags: dict[str, str] | None = None, run_ids: list[str] | None = None) -> "Any":
+    """Runs of the experiment with all of `tags` (and among `run_ids`, when given); an unknown id is an error."""
+    clauses = [f"tags.`{k}` = '{v}'" for k, v in (tags or {}).items()]
+    if run_ids:
+        clauses.append("attributes.run_id IN (" + ", ".join(f"'{r}'" for r in run_ids) + ")")
+    runs = search_runs(cfg, " AND ".join(clauses))
+    missing = sorted(set(run_ids or []) - set(runs["run_id"] if not runs.empty else []))
+    if missing:
+        raise TrackingError(f"no run {missing[0]!r} in experiment {cfg.experiment!r} of {tracking_uri()} "
+                            f"(with tags {tags or {}}); list runs with `mlflow runs list`")
+    return runs
+
+
+def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
+    """(step, value) of every logged value of one metric, by step."""
+    from mlflow.tracking import MlflowClient
+
+    history = MlflowClient(tracking_uri()).get_metric_history(run_id, key)
+    return sorted((m.step, m.value) for m in history)
