@@ -146,3 +146,21 @@ def test_fresh_clone_reproduces_the_same_bytes(repo, env, tmp_path):
     client = MlflowClient(f"sqlite:///{clone / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("ganpipe").experiment_id])
     assert "eval/fid" in run.data.metrics and run.info.status == "FINISHED"  # dvc.lock and the git-tracked metrics came out identical
+
+
+def test_push_and_pull_give_a_collaborator_every_output_without_retraining(repo, env, tmp_path):
+    remote = tmp_path / "remote"
+    dvc(repo, env, "remote", "add", "-d", "shared", str(remote))  # a local-directory remote, as S3 would be
+    sh("git", "add", "-A", cwd=repo, env=env)
+    sh("git", "commit", "-q", "-m", "remote", cwd=repo, env=env)
+    dvc(repo, env, "push")
+    collab = tmp_path / "collab"
+    sh("git", "clone", "-q", str(repo), str(collab), cwd=tmp_path, env=env)
+    dvc(collab, env, "pull")
+    params = yaml.safe_load((repo / "params.yaml").read_text())["paths"]
+    for key in ("classifier", "generator", "samples", "sample_grid", "eval_hist"):
+        assert (collab / params[key]).read_bytes() == (repo / params[key]).read_bytes(), key
+    assert (collab / params["prepared"] / "train.safetensors").is_file()
+    assert "up to date" in dvc(collab, env, "status")
+    assert "Running stage" not in dvc(collab, env, "repro")  # nothing to retrain
+    assert not (collab / "mlflow.db").exists()

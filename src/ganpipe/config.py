@@ -233,6 +233,13 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def changed_params(current: "Config", baseline_tree: Any) -> dict[str, Any]:
+    """{key: current value} for every param that differs from a baseline params tree (e.g. the commit a DVC
+    experiment started from), compared after typed loading, so '2e-4' and 0.0002 are the same value."""
+    base = from_dict(baseline_tree).flat()
+    return {k: v for k, v in current.flat().items() if base.get(k) != v}
+
+
 def _coerce(value: Any, hint: Any, key: str) -> Any:
     """Check `value` against the type hint; accept '2e-4' for floats (PyYAML reads it as a string)."""
     origin = typing.get_origin(hint)

@@ -68,7 +68,8 @@ def train_gan(cfg: Config) -> dict:
     checkpoint_path, fingerprint = Path(cfg.paths.checkpoint), _fingerprint(cfg, info)
     state = resume.load(checkpoint_path, fingerprint)
     root = tracking.project_root()
-    tags = {**tracking.git_tags(root, list(dataclasses.asdict(cfg.paths).values())), **tracking.dvc_tags(),
+    tags = {**tracking.git_tags(root, list(dataclasses.asdict(cfg.paths).values())),
+            **tracking.dvc_tags(cfg, root),
             "data.name": info["dataset"], "data.sha256": info["sha256"]}
     run_name = tags["dvc.exp_name"] if tags["dvc.exp_name"] != "workspace" else f"repro-{tags['git.commit'][:7]}"
     rows = cfg.sample.grid_rows

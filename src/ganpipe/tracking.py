@@ -50,12 +50,34 @@ def git_tags(root: Path, outputs: list[str]) -> dict[str, str]:
     return {"git.commit": commit or "unknown", "git.dirty": str(bool(changed)).lower()}
 
 
-def dvc_tags() -> dict[str, str]:
-    """The DVC experiment this stage runs under (`dvc exp run` sets these), or 'workspace' for `dvc repro`."""
+def dvc_tags(cfg: Any = None, root: Path | None = None) -> dict[str, str]:
+    """The DVC experiment this stage runs under (`dvc exp run` sets these), or 'workspace' for `dvc repro`.
+
+    Under an experiment, with `cfg` (the Config being run) and `root`: also `dvc.params_changed`, the params
+    that differ from the baseline commit's params.yaml, e.g. 'train.g_lr=0.0001; train.loss=bce'.
+    """
     tags = {"dvc.exp_name": os.environ.get("DVC_EXP_NAME", "workspace")}
-    if os.environ.get("DVC_EXP_BASELINE_REV"):
-        tags["dvc.exp_baseline"] = os.environ["DVC_EXP_BASELINE_REV"]
+    baseline = os.environ.get("DVC_EXP_BASELINE_REV")
+    if baseline:
+        tags["dvc.exp_baseline"] = baseline
+        if cfg is not None and root is not None:
+            tags["dvc.params_changed"] = _params_changed(cfg, root, baseline)
     return tags
+
+
+def _params_changed(cfg: Any, root: Path, baseline: str) -> str:
+    import yaml
+
+    from ganpipe.config import ConfigError, changed_params
+
+    shown = subprocess.run(["git", "show", f"{baseline}:params.yaml"], cwd=root, capture_output=True, text=True)
+    if shown.returncode != 0:
+        return f"unknown (no params.yaml at {baseline[:7]})"
+    try:
+        changed = changed_params(cfg, yaml.safe_load(shown.stdout))
+    except (ConfigError, yaml.YAMLError) as exc:  # the baseline may predate a params change
+        return f"unknown (baseline params do not load: {str(exc)[:200]})"
+    return "; ".join(f"{k}={v}" for k, v in sorted(changed.items())) or "none"
 
 
 class NullRun:

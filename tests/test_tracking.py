@@ -1,0 +1,34 @@
+import subprocess
+
+import yaml
+
+from ganpipe import config, tracking
+
+
+def test_changed_params_compares_typed_values(default_params):
+    current = config.from_dict({**default_params, "train": {**default_params["train"], "g_lr": 1e-4,
+                                                             "loss": "bce"}})
+    baseline = {**default_params, "train": {**default_params["train"], "g_lr": "2e-4"}}  # a string in YAML
+    assert config.changed_params(current, baseline) == {"train.g_lr": 1e-4, "train.loss": "bce"}
+
+
+def test_experiment_tags_name_the_params_changed_from_the_baseline(tmp_path, monkeypatch, default_params):
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(default_params))
+    git("add", "params.yaml")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "base")
+    baseline = git("rev-parse", "HEAD").strip()
+    changed = {**default_params, "train": {**default_params["train"], "epochs": 3}}
+    monkeypatch.setenv("DVC_EXP_NAME", "short-run")
+    monkeypatch.setenv("DVC_EXP_BASELINE_REV", baseline)
+    tags = tracking.dvc_tags(config.from_dict(changed), tmp_path)
+    assert tags == {"dvc.exp_name": "short-run", "dvc.exp_baseline": baseline,
+                    "dvc.params_changed": "train.epochs=3"}
+    monkeypatch.setenv("DVC_EXP_BASELINE_REV", "0" * 40)  # a commit this repo does not have
+    assert tracking.dvc_tags(config.from_dict(changed), tmp_path)["dvc.params_changed"].startswith("unknown")
+    monkeypatch.delenv("DVC_EXP_NAME")
+    monkeypatch.delenv("DVC_EXP_BASELINE_REV")
+    assert tracking.dvc_tags(config.from_dict(changed), tmp_path) == {"dvc.exp_name": "workspace"}
