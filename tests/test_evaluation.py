@@ -139,3 +139,16 @@ def test_a_generator_that_outputs_one_image_gets_finite_scores(setup):
     numbers = [v for v in result.values() if isinstance(v, float)]
     assert all(torch.isfinite(torch.tensor(numbers))), result
     assert result["fid"] > 100 and result["recall"] < 0.05 and result["classes_covered"] == 1
+
+
+def test_kid_stays_finite_when_a_feature_never_fires_on_the_reference(default_params):
+    # seen for real: a classifier trained with other threads had a ReLU unit that was 0 on every held-out
+    # image; a per-dimension standardisation divided by ~0 there and KID came out as 3e12
+    cfg = dataclasses.replace(config.from_dict(default_params).evaluate, kid_subsets=10)
+    g = torch.Generator().manual_seed(0)
+    ref = torch.relu(torch.randn(500, 16, generator=g, dtype=torch.float64) * 5)
+    ref[:, 0] = 0.0
+    fake = torch.relu(torch.randn(800, 16, generator=g, dtype=torch.float64) * 5)
+    probs = torch.full((800, 10), 0.1, dtype=torch.float64)
+    s = evaluation.scores(evaluation.Embedded(fake, probs), evaluation.Embedded(ref, probs[:500]), cfg)
+    assert 0 < s["kid"] < 1 and s["kid_std"] < 1

@@ -164,3 +164,32 @@ def test_push_and_pull_give_a_collaborator_every_output_without_retraining(repo,
     assert "up to date" in dvc(collab, env, "status")
     assert "Running stage" not in dvc(collab, env, "repro")  # nothing to retrain
     assert not (collab / "mlflow.db").exists()
+
+
+def test_queued_sweep_with_two_workers_lands_every_run_in_the_root_store(repo, env):
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("ganpipe").experiment_id
+    before = {r.info.run_id for r in client.search_runs([experiment])}
+    dvc(repo, env, "exp", "run", "--queue", "-S", "train.loss=bce,hinge", "-S", "train.epochs=1,3")
+    dvc(repo, env, "queue", "start", "-j", "2")
+    deadline = time.time() + 900
+    while time.time() < deadline:
+        status = dvc(repo, env, "queue", "status")
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(5)
+    assert status.count("Success") >= 4, status
+    new = [r for r in client.search_runs([experiment]) if r.info.run_id not in before]
+    assert len(new) == 4 and all(r.info.status == "FINISHED" for r in new), [r.info.status for r in new]
+    assert all("eval/fid" in r.data.metrics for r in new)  # evaluate found each run, none half-logged
+    names = {r.info.run_name for r in new}
+    assert names == {r.data.tags["dvc.exp_name"] for r in new} and len(names) == 4
+    # the baseline (tiny params) trains 2 epochs with the hinge loss: each run names what it changed
+    assert {r.data.tags["dvc.params_changed"] for r in new} == {
+        "train.epochs=1", "train.epochs=3", "train.epochs=1; train.loss=bce", "train.epochs=3; train.loss=bce"}
+    # nothing was logged into the temporary copies the queue ran in
+    assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))

@@ -48,10 +48,14 @@ def scores(sample: Embedded, ref: Embedded, cfg: EvaluateConfig) -> dict:
     shuffled = probs[torch.randperm(len(probs), generator=torch.Generator().manual_seed(0))]
     is_mean, is_std = metrics.inception_score(shuffled, min(cfg.is_splits, len(probs)))
     # KID's cubic kernel (x.y/d + 1)^3 assumes features of order 1 (as Inception's are); this classifier's ReLU
-    # features have norms near 40, which makes the estimate mostly noise. So KID sees features standardised
-    # with the reference set's per-dimension mean and std (FID is computed on the raw features).
-    mu, sd = ref_feats.mean(0), ref_feats.std(0).clamp(min=1e-6)
-    kid_mean, kid_std = metrics.kid((feats - mu) / sd, (ref_feats - mu) / sd, cfg.kid_subsets, cfg.kid_subset_size)
+    # features have norms near 40, which makes the estimate mostly noise. So KID sees features centred on the
+    # reference set's mean and divided by ONE scale, the reference's RMS deviation per dimension (a
+    # per-dimension std would divide by ~0 on ReLU units that never fire on the reference set and explode).
+    # FID is computed on the raw features.
+    mu = ref_feats.mean(0)
+    scale = (ref_feats - mu).pow(2).mean().sqrt().clamp(min=1e-12)
+    kid_mean, kid_std = metrics.kid((feats - mu) / scale, (ref_feats - mu) / scale, cfg.kid_subsets,
+                                    cfg.kid_subset_size)
     # k-NN radii shrink as a set grows, so precision/recall/density/coverage compare sets of equal size:
     # a fixed random subset of the larger one (the ceiling is then measured at the same size as the samples)
     knn_fake, knn_ref = equal_size(feats, ref_feats)
@@ -114,7 +118,7 @@ def evaluate(clf: Classifier, fake: torch.Tensor, holdout: torch.Tensor, train: 
         "per_class_fid_reference": "train split, per class",
         "kid": {"subsets": cfg.kid_subsets, "subset_size": min(cfg.kid_subset_size, len(fake), len(holdout)),
                 "kernel": "(x.y/d + 1)^3"},
-        "kid_features": "standardised by the reference set's per-dimension mean and std",
+        "kid_features": "centred on the reference mean, divided by the reference's RMS deviation per dimension",
         "precision_recall_k": cfg.pr_k, "density_coverage_k": cfg.dc_k,
         "knn_sets": "equal size: a fixed random subset of the larger set",
     }
