@@ -204,3 +204,15 @@ def test_ganpipe_evaluate_refuses_bad_samples_and_writes_nothing(workdir, capsys
     err = capsys.readouterr().err
     assert "images have 3 channels, the evaluation classifier takes 1" in err and "Traceback" not in err
     assert not (workdir / "rgb.eval.json").exists() and runs(workdir) == []
+
+
+def test_retraining_an_identical_generator_carries_the_scores_over(workdir):
+    """DVC restores `evaluate` from its run cache when the generator is byte-identical, so `train` copies the
+    twin run's scores: every run that trained a generator ends up with scores."""
+    for name in ("prepare", "train_classifier", "train", "sample", "evaluate"):
+        assert stage(name)([]) == 0, name
+    assert stage("train")([]) == 0  # same params, same bytes; evaluate would be skipped by DVC
+    first, second = sorted(runs(workdir), key=lambda r: r.info.start_time)
+    assert second.data.tags["eval.copied_from_run"] == first.info.run_id
+    scores = {k: v for k, v in first.data.metrics.items() if k.startswith(("eval/", "eval_real/"))}
+    assert scores and all(second.data.metrics[k] == v for k, v in scores.items())

@@ -103,7 +103,10 @@ def train_gan(cfg: Config) -> dict:
         final = {k: v for k, v in result.history[-1].items() if k != "epoch"}
         summary = {"steps": result.steps, "images_seen": result.images_seen, "epochs": cfg.train.epochs, **final}
         write_json(Path(cfg.paths.train_metrics), summary)
-        run.set_tags({tracking.GENERATOR_TAG: file_sha256(generator),
+        generator_sha = file_sha256(generator)
+        if run.run_id:
+            tracking.copy_scores_from_twin(cfg.tracking, run.run_id, generator_sha)
+        run.set_tags({tracking.GENERATOR_TAG: generator_sha,
                       "train.device": devices.resolve(cfg.train.device).type,
                       "train.resumed_from_epoch": str(result.resumed_from)})
         run.log_generator(result.generator)

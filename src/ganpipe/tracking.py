@@ -254,3 +254,34 @@ def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
 
     history = MlflowClient(tracking_uri()).get_metric_history(run_id, key)
     return sorted((m.step, m.value) for m in history)
+
+
+def copy_scores_from_twin(cfg: TrackingConfig, run_id: str, generator_sha256: str) -> str | None:
+    """Give `run_id` the eval scores of an earlier finished run that trained a byte-identical generator.
+
+    Why: for an identical generator DVC restores the evaluate stage from its run cache instead of running it,
+    so nothing would log scores to this run. Copied scores are exactly what evaluate computes when its other
+    inputs are unchanged; when they did change, evaluate does run and logs over them (same step, later time).
+    Returns the twin's run id, or None.
+    """
+    if not cfg.enabled:
+        return None
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    _connect(cfg)
+    twins = mlflow.search_runs(experiment_names=[cfg.experiment], output_format="list",
+                               filter_string=f"tags.`{GENERATOR_TAG}` = '{generator_sha256}' "
+                                             f"AND attributes.status = 'FINISHED'",
+                               order_by=["attributes.start_time DESC"])
+    for twin in twins:
+        scores = {k: v for k, v in twin.data.metrics.items() if k.startswith(("eval/", "eval_real/"))}
+        if twin.info.run_id != run_id and scores:
+            client = MlflowClient(tracking_uri())
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in scores.items()])
+            client.set_tag(run_id, "eval.copied_from_run", twin.info.run_id)
+            return twin.info.run_id
+    return None
