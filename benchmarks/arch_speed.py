@@ -17,7 +17,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ganpipe import config, data
+from ganpipe import config, data, overrides
 from ganpipe.models import build
 from ganpipe.train import train
 
@@ -68,7 +68,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cfg = config.load(args.params)
     split = data.split_holdout(data.load_source(cfg.data), cfg.data.holdout_fraction, cfg.data.seed)[0]
-    seed = config.from_dict(config.apply_overrides(cfg.raw, config.read_overrides("configs/seed_recipe.args")))
+    seed = config.from_dict(overrides.apply_overrides(cfg.raw, overrides.read_overrides("configs/seed_recipe.args")))
     peak32 = matmul_peak(torch.float32, args.device)
     peak16 = matmul_peak(torch.bfloat16, args.device)
     print(f"device={args.device} threads={args.threads} steps~{args.steps}; matmul peak: fp32 "

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ganpipe import config, report, tracking
+from ganpipe import config, overrides, report, tracking
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = "configs/seed_recipe.args"
@@ -42,7 +42,7 @@ BEGIN, END = "<!-- results-table:begin -->", "<!-- results-table:end -->"
 def assignments(name: str) -> list[str]:
     files, extra, _ = ROWS[name]
     merged: dict[str, str] = {}
-    for item in [a for f in files for a in config.read_overrides(ROOT / f)] + extra + BUDGET:
+    for item in [a for f in files for a in overrides.read_overrides(ROOT / f)] + extra + BUDGET:
         key, _, value = item.partition("=")
         merged[key] = value
     return [f"{k}={v}" for k, v in merged.items()]

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from ganpipe import config, data
+from ganpipe import config, data, overrides
 from ganpipe.losses import LOSSES
 from ganpipe.models import build
 from ganpipe.train import train
@@ -86,7 +86,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cfg = config.load(args.params)
     split = data.split_holdout(data.load_source(cfg.data), cfg.data.holdout_fraction, cfg.data.seed)[0]
-    seed_tree = config.apply_overrides(cfg.raw, config.read_overrides("configs/seed_recipe.args"))
+    seed_tree = overrides.apply_overrides(cfg.raw, overrides.read_overrides("configs/seed_recipe.args"))
     seed = config.from_dict(seed_tree)
     print(f"threads={args.threads} steps~{args.steps} batch={cfg.train.batch_size} (images/s, higher is better)")
     print(f"{'model':<10}{'plain DataLoader fp32':>24}{'ganpipe fp32':>22}{'ganpipe bf16':>22}")

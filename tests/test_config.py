@@ -1,6 +1,6 @@
 import pytest
 
-from ganpipe import config
+from ganpipe import config, overrides
 from ganpipe.config import ConfigError
 from ganpipe.losses import LOSSES
 from ganpipe.models import ARCHITECTURES
@@ -91,8 +91,8 @@ def test_seed_recipe_override_file_gives_the_articles_model(default_params):
     """configs/seed_recipe.args (README: `dvc exp run $(cat configs/seed_recipe.args)`) stays valid."""
     from conftest import ROOT
 
-    overrides = config.read_overrides(ROOT / "configs" / "seed_recipe.args")
-    cfg = config.from_dict(config.apply_overrides(default_params, overrides))
+    assignments = overrides.read_overrides(ROOT / "configs" / "seed_recipe.args")
+    cfg = config.from_dict(overrides.apply_overrides(default_params, assignments))
     assert cfg.model.arch == "mlp" and cfg.model.g_hidden == (128, 256, 512, 1024)
     assert cfg.model.d_hidden == (1024, 512, 256, 128) and cfg.train.loss == "nonsaturating"
     assert (cfg.train.g_lr, cfg.train.d_lr) == (2e-4, 1e-4) and cfg.train.ema_decay is None
@@ -100,15 +100,15 @@ def test_seed_recipe_override_file_gives_the_articles_model(default_params):
 
 
 def test_overrides_parse_yaml_values_and_reject_bad_lines(default_params, tmp_path):
-    tree = config.apply_overrides(default_params, ["train.epochs=7", "model.g_hidden=[8,4]", "train.ema_decay=null"])
+    tree = overrides.apply_overrides(default_params, ["train.epochs=7", "model.g_hidden=[8,4]", "train.ema_decay=null"])
     assert tree["train"]["epochs"] == 7 and tree["model"]["g_hidden"] == [8, 4] and tree["train"]["ema_decay"] is None
     assert default_params["train"]["epochs"] != 7  # the input is not modified
     with pytest.raises(ConfigError, match="section.key=value"):
-        config.apply_overrides(default_params, ["epochs=3"])
+        overrides.apply_overrides(default_params, ["epochs=3"])
     bad = tmp_path / "x.args"
     bad.write_text("--set-param train.epochs=3\n")
     with pytest.raises(ConfigError, match="every line must be"):
-        config.read_overrides(bad)
+        overrides.read_overrides(bad)
 
 
 @pytest.mark.parametrize("changes,message", [

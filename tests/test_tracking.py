@@ -2,14 +2,14 @@ import subprocess
 
 import yaml
 
-from ganpipe import config, tracking
+from ganpipe import config, overrides, tracking
 
 
 def test_changed_params_compares_typed_values(default_params):
     current = config.from_dict({**default_params, "train": {**default_params["train"], "g_lr": 1e-4,
                                                              "loss": "bce"}})
     baseline = {**default_params, "train": {**default_params["train"], "g_lr": "2e-4"}}  # a string in YAML
-    assert config.changed_params(current, baseline) == {"train.g_lr": 1e-4, "train.loss": "bce"}
+    assert overrides.changed_params(current, baseline) == {"train.g_lr": 1e-4, "train.loss": "bce"}
 
 
 def test_experiment_tags_name_the_params_changed_from_the_baseline(tmp_path, monkeypatch, default_params):

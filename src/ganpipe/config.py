@@ -233,13 +233,6 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def changed_params(current: "Config", baseline_tree: Any) -> dict[str, Any]:
-    """{key: current value} for every param that differs from a baseline params tree (e.g. the commit a DVC
-    experiment started from), compared after typed loading, so '2e-4' and 0.0002 are the same value."""
-    base = from_dict(baseline_tree).flat()
-    return {k: v for k, v in current.flat().items() if base.get(k) != v}
-
-
 def _coerce(value: Any, hint: Any, key: str) -> Any:
     """Check `value` against the type hint; accept '2e-4' for floats (PyYAML reads it as a string)."""
     origin = typing.get_origin(hint)
@@ -323,26 +316,3 @@ def load(path: str | Path = "params.yaml") -> Config:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     return from_dict(tree)
-
-
-def apply_overrides(tree: dict, assignments: list[str]) -> dict:
-    """A copy of `tree` with 'section.key=value' assignments applied, values parsed as YAML (as `dvc exp run -S`)."""
-    import copy
-
-    out = copy.deepcopy(tree)
-    for assignment in assignments:
-        key, sep, value = assignment.partition("=")
-        section, dot, name = key.partition(".")
-        if not sep or not dot or section not in out:
-            raise ConfigError(f"override {assignment!r} must look like section.key=value with a known section")
-        out[section][name] = yaml.safe_load(value)
-    return out
-
-
-def read_overrides(path: str | Path) -> list[str]:
-    """The assignments of an overrides file: one `-S section.key=value` per line (`dvc exp run $(cat FILE)`)."""
-    lines = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
-    bad = [line for line in lines if not line.startswith("-S ")]
-    if bad:
-        raise ConfigError(f"{path}: every line must be `-S section.key=value`, got {bad[0]!r}")
-    return [line[3:].strip() for line in lines]

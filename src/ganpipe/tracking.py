@@ -68,7 +68,8 @@ def dvc_tags(cfg: Any = None, root: Path | None = None) -> dict[str, str]:
 def _params_changed(cfg: Any, root: Path, baseline: str) -> str:
     import yaml
 
-    from ganpipe.config import ConfigError, changed_params
+    from ganpipe.config import ConfigError
+    from ganpipe.overrides import changed_params
 
     shown = subprocess.run(["git", "show", f"{baseline}:params.yaml"], cwd=root, capture_output=True, text=True)
     if shown.returncode != 0:
