@@ -62,7 +62,7 @@ def train_gan(cfg: Config) -> dict:
     info, train_split, _ = _splits(cfg)
     num_classes = info["num_classes"]
     check_fits(cfg.train, len(train_split.labels), num_classes, cfg.model.conditional)
-    devices.resolve(cfg.train.device)  # cuda without a GPU fails here, before a run is opened
+    device = devices.resolve(cfg.train.device)  # cuda without a GPU fails here, before a run is opened
     shape = tuple(info["image_shape"])
     G, D = build(cfg.model, shape, cfg.train.seed, num_classes)  # ConfigError for a shape the arch cannot make
     checkpoint_path, fingerprint = Path(cfg.paths.checkpoint), _fingerprint(cfg, info)
@@ -107,7 +107,7 @@ def train_gan(cfg: Config) -> dict:
         if run.run_id:
             tracking.copy_scores_from_twin(cfg.tracking, run.run_id, generator_sha)
         run.set_tags({tracking.GENERATOR_TAG: generator_sha,
-                      "train.device": devices.resolve(cfg.train.device).type,
+                      "train.device": device.type,
                       "train.resumed_from_epoch": str(result.resumed_from)})
         run.log_generator(result.generator)
         images_trained = result.images_seen * (cfg.train.epochs - result.resumed_from) / cfg.train.epochs
@@ -131,17 +131,22 @@ def sample(cfg: Config) -> int:
     return len(images)
 
 
+def _score(cfg: Config, images, requested, train_split: data.Split, holdout: data.Split) -> tuple[dict, str, float]:
+    """Every score of `images` with the project's classifier: (result, classifier sha256, seconds)."""
+    clf = classifier.load(Path(cfg.paths.classifier))
+    classifier_sha = file_sha256(Path(cfg.paths.classifier))
+    start = time.perf_counter()
+    result = evaluation.evaluate(clf, images, holdout.images, train_split.images, cfg.evaluate, requested,
+                                 holdout.labels, train_split.labels, classifier_sha)
+    return result, classifier_sha, time.perf_counter() - start
+
+
 def evaluate(cfg: Config) -> dict:
     _, train_split, holdout = _splits(cfg)
-    clf = classifier.load(Path(cfg.paths.classifier))
     fake, requested = sampling.load_samples(Path(cfg.paths.samples))
     generator_sha = file_sha256(Path(cfg.paths.generator))
     run_id = tracking.find_generator_run(cfg.tracking, generator_sha)  # connects first: fails fast if down
-    classifier_sha = file_sha256(Path(cfg.paths.classifier))
-    start = time.perf_counter()
-    result = evaluation.evaluate(clf, fake, holdout.images, train_split.images, cfg.evaluate, requested,
-                                 holdout.labels, train_split.labels, classifier_sha)
-    seconds = time.perf_counter() - start
+    result, classifier_sha, seconds = _score(cfg, fake, requested, train_split, holdout)
     write_json(Path(cfg.paths.eval_metrics), result)
     hists = {side: result[side]["class_hist"] for side in ("fake", "real")}
     write_text(Path(cfg.paths.eval_hist), class_counts_csv("source", hists))
@@ -166,20 +171,14 @@ def evaluate_samples(cfg: Config, samples: Path, out: Path | None, log_run: str 
     from ganpipe.imagefiles import read_samples
 
     info, train_split, holdout = _splits(cfg)
-    clf = classifier.load(Path(cfg.paths.classifier))
     c, h, _ = info["image_shape"]
     images, labels = read_samples(samples, c, h)
     if labels is not None and (labels.min() < 0 or labels.max() >= info["num_classes"]):
         raise data.DataError(f"{samples}: labels must be class indices in [0, {info['num_classes']}), got "
                              f"[{labels.min()}, {labels.max()}]")
-    classifier_sha = file_sha256(Path(cfg.paths.classifier))
-    start = time.perf_counter()
-    result = evaluation.evaluate(clf, images, holdout.images, train_split.images, cfg.evaluate, labels,
-                                 holdout.labels, train_split.labels, classifier_sha)
-    seconds = time.perf_counter() - start
+    result, classifier_sha, seconds = _score(cfg, images, labels, train_split, holdout)
     result["protocol"]["samples"] = str(samples)
-    out = out or (samples.with_suffix("") if samples.is_file() else samples).with_name(
-        (samples.stem if samples.is_file() else samples.name) + ".eval.json")
+    out = out or samples.with_name((samples.stem if samples.is_file() else samples.name) + ".eval.json")
     write_json(out, result)
     if log_run:
         tags = {"ganpipe.source": "external", "samples.path": str(Path(samples).resolve()),

@@ -268,6 +268,7 @@ def copy_scores_from_twin(cfg: TrackingConfig, run_id: str, generator_sha256: st
     if not cfg.enabled:
         return None
     import mlflow
+    from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
     _connect(cfg)
@@ -279,8 +280,6 @@ def copy_scores_from_twin(cfg: TrackingConfig, run_id: str, generator_sha256: st
         scores = {k: v for k, v in twin.data.metrics.items() if k.startswith(("eval/", "eval_real/"))}
         if twin.info.run_id != run_id and scores:
             client = MlflowClient(tracking_uri())
-            from mlflow.entities import Metric
-
             now = int(time.time() * 1000)
             client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in scores.items()])
             client.set_tag(run_id, "eval.copied_from_run", twin.info.run_id)

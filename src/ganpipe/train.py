@@ -83,7 +83,9 @@ def train(
     progress: bool = True,
 ) -> TrainResult:
     conditional = G.cond.embed is not None
-    check_fits(cfg, len(images), num_classes if labels is not None else 0 if conditional else 1, conditional)
+    if conditional and labels is None:
+        raise ConfigError("model.conditional needs labelled data (a class per image); set model.conditional: false")
+    check_fits(cfg, len(images), num_classes, conditional)
     labels = torch.zeros(len(images), dtype=torch.int64) if labels is None else labels
     device = devices.resolve(cfg.device)
     torch.set_num_threads(cfg.threads)
