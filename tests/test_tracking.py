@@ -32,3 +32,20 @@ def test_experiment_tags_name_the_params_changed_from_the_baseline(tmp_path, mon
     monkeypatch.delenv("DVC_EXP_NAME")
     monkeypatch.delenv("DVC_EXP_BASELINE_REV")
     assert tracking.dvc_tags(config.from_dict(changed), tmp_path) == {"dvc.exp_name": "workspace"}
+
+
+def test_dirty_means_code_changed_not_params_or_outputs(tmp_path):
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+
+    for name in ("params.yaml", "train.py", "metrics.json"):
+        (tmp_path / name).write_text("a\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "base")
+    head = git("rev-parse", "HEAD").strip()
+    (tmp_path / "params.yaml").write_text("b\n")  # as `dvc exp run -S` does; the params are logged in full
+    (tmp_path / "metrics.json").unlink()  # an output DVC removes before the stage rewrites it (" D metrics.json")
+    assert tracking.git_tags(tmp_path, ["metrics.json"]) == {"git.commit": head, "git.dirty": "false"}
+    (tmp_path / "train.py").write_text("b\n")
+    assert tracking.git_tags(tmp_path, ["metrics.json"])["git.dirty"] == "true"

@@ -36,12 +36,15 @@ def test_same_seed_same_losses_and_weights(tiny_params, loss, precision):
 def test_callbacks_get_every_epoch(tiny_params):
     model_cfg, train_cfg = tiny(tiny_params)
     logged, grids = [], []
-    run(model_cfg, train_cfg, data.synthetic(64),
-        log=lambda epoch, m: logged.append((epoch, sorted(m))),
-        log_images=lambda epoch, imgs: grids.append((epoch, imgs.shape, imgs.dtype)),
-        grid=fixed_noise(4, model_cfg.z_dim, 0))
+    G1, r1 = run(model_cfg, train_cfg, data.synthetic(64),
+                 log=lambda epoch, m: logged.append((epoch, sorted(m))),
+                 log_images=lambda epoch, imgs: grids.append((epoch, imgs.shape, imgs.dtype)),
+                 grid=fixed_noise(4, model_cfg.z_dim, 0))
     assert logged == [(e, ["d/fake", "d/real", "loss/d", "loss/g"]) for e in (1, 2)]
-    assert grids == [(e, (4, 1, 28, 28), torch.uint8) for e in (1, 2)]
+    assert grids == [(e, (4, 1, 28, 28), torch.uint8) for e in (0, 1, 2)]  # 0: the untrained G
+    G2, r2 = run(model_cfg, train_cfg, data.synthetic(64))  # drawing the grids changes nothing
+    assert r1.history == r2.history
+    assert all(torch.equal(a, b) for a, b in zip(G1.state_dict().values(), G2.state_dict().values()))
 
 
 def test_batch_larger_than_the_data_is_refused(tiny_params):

@@ -15,10 +15,13 @@ from ganpipe import config
 from ganpipe.checkpoint import CheckpointError
 from ganpipe.data import DataError
 from ganpipe.imagefiles import SamplesError
+from ganpipe.reproduce import ReproduceError
+from ganpipe.share import ShareError
 from ganpipe.tracking import TrackingError
 from ganpipe.train import DivergenceError
 
-USER_ERRORS = (config.ConfigError, DataError, CheckpointError, TrackingError, DivergenceError, SamplesError)
+USER_ERRORS = (config.ConfigError, DataError, CheckpointError, TrackingError, DivergenceError, SamplesError,
+               ReproduceError, ShareError)
 
 
 def _guarded(call: Callable[[], Any]) -> tuple[int, Any]:
@@ -82,7 +85,28 @@ def main(argv: list[str] | None = None) -> int:
     cmp.add_argument("--out", type=Path, help="write the table here instead of printing it")
     cmp.add_argument("--plot", type=Path, help="write a PNG: the --metrics across runs and the loss curves")
     cmp.add_argument("--metrics", default="eval/is,eval/fid", help="comma-separated metrics for --plot")
+    rep = sub.add_parser("reproduce", help="re-run a logged result from its commit in a git worktree and check it")
+    rep.add_argument("target", help="MLflow run id, git commit/ref, or DVC experiment name")
+    rep.add_argument("--tolerance", type=float, metavar="R",
+                     help="accept scores within relative R (e.g. 0.1) instead of expecting identical bytes; "
+                          "default: identical on the same machine kind, 0.1 otherwise")
+    rep.add_argument("--keep", action="store_true", help="keep the worktree (and its MLflow store) afterwards")
+    rep.add_argument("--out", type=Path, help="also write the checks as JSON")
+    for verb, what in (("push", "send this commit's DVC outputs to a remote"),
+                       ("pull", "fetch this commit's DVC outputs from a remote")):
+        share_cmd = sub.add_parser(verb, help=f"{what} (dvc {verb}, with clear errors)")
+        share_cmd.add_argument("--remote", "-r", help="DVC remote name (default: the default remote)")
     args = parser.parse_args(argv)
+    if args.command in ("push", "pull"):
+        from ganpipe import share, tracking
+
+        code, text = _guarded(lambda: getattr(share, args.command)(tracking.project_root(), args.remote))
+        if code == 0:
+            print(text)
+        return code
+    if args.command == "reproduce":
+        code, ok = _guarded(lambda: reproduce(config.load(args.params), args))
+        return code or (0 if ok else 1)
     if args.command == "compare":
         code, text = _guarded(lambda: compare(config.load(args.params), args))
         if code == 0:
@@ -129,6 +153,29 @@ def compare(cfg: config.Config, args: argparse.Namespace) -> str:
         write_text(args.out, text + "\n")
         return f"wrote {args.out}" + (f" and {args.plot}" if args.plot else "")
     return text + (f"\nwrote {args.plot}" if args.plot else "")
+
+
+def reproduce(cfg: config.Config, args: argparse.Namespace) -> bool:
+    """`ganpipe reproduce`: prints the verdict table; True when the target reproduced."""
+    import dataclasses
+
+    from ganpipe import report, reproduce as rep, tracking
+
+    if args.tolerance is not None and not 0 <= args.tolerance < 1:
+        raise config.ConfigError(f"--tolerance must be in [0, 1), got {args.tolerance}")
+    root = tracking.project_root()
+    tracking_cfg = dataclasses.replace(cfg.tracking, enabled=True)
+    target = rep.resolve(args.target, root, tracking_cfg)
+    checks, mode = rep.reproduce(root, target, args.tolerance, args.keep)
+    label = target.label if target.commit[:12] in target.label else f"{target.label} at commit {target.commit[:12]}"
+    text, ok = report.verdict_table(checks, label, mode)
+    print(text)
+    if args.out:
+        from ganpipe.files import write_json
+
+        write_json(args.out, {"target": target.label, "commit": target.commit, "expected": mode,
+                              "reproduced": ok, "checks": [dataclasses.asdict(c) for c in checks]})
+    return ok
 
 
 if __name__ == "__main__":

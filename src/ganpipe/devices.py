@@ -26,3 +26,19 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 
 def generator(device: torch.device, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
+
+
+def machine(device: torch.device) -> dict[str, str]:
+    """What makes results bitwise repeatable besides the code and params (which carry the thread count): the
+    torch build and the processor that ran the math. `ganpipe reproduce` expects identical bytes only when
+    these match, and falls back to a tolerance otherwise."""
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "none"
+    return {"env.torch": torch.__version__, "env.cpu": cpu, "env.gpu": gpu}

@@ -68,7 +68,7 @@ def train_gan(cfg: Config) -> dict:
     checkpoint_path, fingerprint = Path(cfg.paths.checkpoint), _fingerprint(cfg, info)
     state = resume.load(checkpoint_path, fingerprint)
     root = tracking.project_root()
-    tags = {**tracking.git_tags(root, list(dataclasses.asdict(cfg.paths).values())),
+    tags = {**tracking.git_tags(Path.cwd(), list(dataclasses.asdict(cfg.paths).values())),
             **tracking.dvc_tags(cfg, root),
             "data.name": info["dataset"], "data.sha256": info["sha256"]}
     run_name = tags["dvc.exp_name"] if tags["dvc.exp_name"] != "workspace" else f"repro-{tags['git.commit'][:7]}"
@@ -106,7 +106,7 @@ def train_gan(cfg: Config) -> dict:
         generator_sha = file_sha256(generator)
         if run.run_id:
             tracking.copy_scores_from_twin(cfg.tracking, run.run_id, generator_sha)
-        run.set_tags({tracking.GENERATOR_TAG: generator_sha,
+        run.set_tags({tracking.GENERATOR_TAG: generator_sha, **devices.machine(device),
                       "train.device": device.type,
                       "train.resumed_from_epoch": str(result.resumed_from)})
         run.log_generator(result.generator)

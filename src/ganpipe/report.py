@@ -102,3 +102,22 @@ def plot_comparison(table: pd.DataFrame, metrics: list[str], curves: dict[str, d
     fig.tight_layout()
     fig.savefig(path, dpi=100, metadata={"Software": None})  # no version string: same data, same bytes
     plt.close(fig)
+
+
+def verdict_table(checks: list, label: str, mode: str) -> tuple[str, bool]:
+    """`ganpipe reproduce`'s report: one row per check (hashes shortened, numbers to 10 digits) and a verdict
+    line; True when every gating check passed."""
+    def show(value: object) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.10g}" if isinstance(value, float) else str(value)[:16]
+
+    rows = pd.DataFrame([(c.name, show(c.logged), show(c.reproduced), c.result) for c in checks],
+                        columns=["check", "logged", "reproduced", "result"])
+    gating = [c for c in checks if c.gating]
+    failed = [c for c in gating if not c.ok]
+    ok = bool(gating) and not failed
+    verdict = (f"REPRODUCED: {len(gating)} checks pass" if ok else
+               f"NOT REPRODUCED: {len(failed)} of {len(gating)} checks fail ({', '.join(c.name for c in failed[:5])})"
+               if gating else "NOT REPRODUCED: nothing was recorded to compare with")
+    return f"{label}\nexpected: {mode}\n\n{rows.to_markdown(index=False)}\n\n{verdict}", ok

@@ -33,18 +33,20 @@ def tracking_uri() -> str:
 
 
 def git_tags(root: Path, outputs: list[str]) -> dict[str, str]:
-    """Commit and dirty flag of the code that ran.
+    """Commit and dirty flag of the code that ran in `root` (the stage's working directory: under
+    `dvc exp run --temp/--queue` that is DVC's temporary checkout of the baseline, not the user's workspace).
 
-    Dirty means a tracked file differs from the commit. The pipeline's own outputs (some are git-tracked
-    metrics) and dvc.lock are left out: the running pipeline rewrites them, which says nothing about the code.
+    Dirty means a tracked file differs from the commit, other than params.yaml (logged in full with the run,
+    and `ganpipe reproduce` rebuilds it from there), dvc.lock and the pipeline's own outputs (some are
+    git-tracked metrics): the running pipeline rewrites those, which says nothing about the code.
     """
 
-    def git(*args: str) -> str:
+    def git(*args: str) -> str:  # not stripped: porcelain lines start with a status column that may be blank
         out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
-        return out.stdout.strip() if out.returncode == 0 else ""
+        return out.stdout if out.returncode == 0 else ""
 
-    commit = git("rev-parse", "HEAD")
-    skip = ("dvc.lock", *outputs)
+    commit = git("rev-parse", "HEAD").strip() or os.environ.get("DVC_EXP_BASELINE_REV", "")
+    skip = ("dvc.lock", "params.yaml", *outputs)
     changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
     changed = [p for p in changed if not any(p == s or p.startswith(s.rstrip("/") + "/") for s in skip)]
     return {"git.commit": commit or "unknown", "git.dirty": str(bool(changed)).lower()}
@@ -153,10 +155,7 @@ def _connect(cfg: TrackingConfig, create: bool = True) -> None:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    uri = tracking_uri()
-    # a server that is down should fail in seconds, not after mlflow's minutes of retries
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    uri = _fail_fast_uri()
     mlflow.set_tracking_uri(uri)
     try:
         if mlflow.get_experiment_by_name(cfg.experiment) is None:
@@ -167,10 +166,20 @@ def _connect(cfg: TrackingConfig, create: bool = True) -> None:
             mlflow.create_experiment(cfg.experiment, artifact_location=artifacts)
         mlflow.set_experiment(cfg.experiment)
     except (MlflowException, OSError, ConnectionError) as exc:
-        raise TrackingError(
-            f"cannot use the MLflow tracking store {uri} ({type(exc).__name__}: {str(exc)[:300]}). Fix: start "
-            f"the server, unset MLFLOW_TRACKING_URI to use the local sqlite store, or set tracking.enabled: false"
-        ) from None
+        raise _store_error(exc) from None
+
+
+def _fail_fast_uri() -> str:
+    # a server that is down should fail in seconds, not after mlflow's minutes of retries
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    return tracking_uri()
+
+
+def _store_error(exc: BaseException) -> TrackingError:
+    return TrackingError(
+        f"cannot use the MLflow tracking store {tracking_uri()} ({type(exc).__name__}: {str(exc)[:300]}). Fix: "
+        f"start the server, unset MLFLOW_TRACKING_URI to use the local sqlite store, or set tracking.enabled: false")
 
 
 @contextlib.contextmanager
@@ -247,6 +256,25 @@ def select_runs(cfg: TrackingConfig, tags: dict[str, str] | None = None, run_ids
         raise TrackingError(f"no run {missing[0]!r} in experiment {cfg.experiment!r} of {tracking_uri()} "
                             f"(with tags {tags or {}}); list runs with `mlflow runs list`")
     return runs
+
+
+def get_run(run_id: str) -> dict[str, Any]:
+    """One run by id, as plain data: {'run_id', 'name', 'status', 'experiment', 'params', 'tags', 'metrics'}
+    (metrics: the value at the highest step). An unknown id is a TrackingError."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(_fail_fast_uri())
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise _store_error(exc) from None
+        raise TrackingError(f"no MLflow run {run_id!r} in {tracking_uri()}; find run ids with `ganpipe compare` "
+                            f"or in the MLflow UI (set MLFLOW_TRACKING_URI if the run is in another store)") from None
+    return {"run_id": run.info.run_id, "name": run.info.run_name, "status": run.info.status,
+            "experiment": client.get_experiment(run.info.experiment_id).name,
+            "params": dict(run.data.params), "tags": dict(run.data.tags), "metrics": dict(run.data.metrics)}
 
 
 def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:

@@ -125,6 +125,9 @@ def train(
         + ["penalty/r1"] * (cfg.r1_weight > 0)
     bar = tqdm(range(start_epoch + 1, cfg.epochs + 1), desc="train", unit="epoch", disable=not progress,
                initial=start_epoch, total=cfg.epochs)
+    if log_images is not None and grid is not None and start_epoch == 0:
+        # step 0: what the untrained G draws; the MLflow UI's step slider also opens at 0 (no RNG is consumed)
+        log_images(0, render(shown, *grid))
     for epoch in bar:
         perm = torch.randperm(len(real_all), generator=order_gen).to(device)
         sums = torch.zeros(len(names), device=device)  # per-step numbers summed over the epoch

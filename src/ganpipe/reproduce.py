@@ -1,0 +1,281 @@
+"""`ganpipe reproduce`: rebuild a logged result from its git commit and params in a separate git worktree,
+re-run the whole pipeline there, and check what comes out against what was logged.
+
+What can be reproduced:
+- an MLflow run id: its `git.commit` tag with the params it logged (a DVC experiment's params included);
+  expected: the data, classifier and generator hashes it tagged and every eval score and final loss it logged;
+- a git commit or ref, or a DVC experiment name (its `refs/exps` commit): that commit's params.yaml; expected:
+  every output hash in its dvc.lock and the scores in its metrics files.
+  A name with no experiment ref left falls back to the newest MLflow run of that experiment name.
+
+Bitwise identity is expected when the torch build, processor and device match the logged run (the thread
+count is a param, so it always matches). Otherwise, or with an explicit tolerance, the scores must agree
+within it and differing file hashes are reported but not required.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TRAIN_KEYS = ("loss/d", "loss/g", "d/real", "d/fake")  # the final epoch's values (train.json, MLflow history)
+RUN_ID = re.compile(r"[0-9a-f]{32}")
+DEFAULT_TOLERANCE = 0.1  # relative, for scores across machine kinds; see the README's reproduce section
+ATOL = 0.01  # absolute slack for scores that sit near zero (KID, KL)
+
+
+class ReproduceError(RuntimeError):
+    """The target cannot be reproduced as asked; the message says why and what to do."""
+
+
+@dataclasses.dataclass
+class Target:
+    label: str                  # e.g. "MLflow run 3f2a... (bce-short)"
+    commit: str
+    params: dict | None         # params tree to write into the worktree; None: the commit's own params.yaml
+    hashes: dict[str, str]      # expected: output name -> hash
+    metrics: dict[str, float]   # expected: metric name -> value
+    machine: dict[str, str] | None  # env.* tags and train.device of the run; None: not recorded
+    dirty: bool = False
+
+
+@dataclasses.dataclass
+class Check:
+    name: str
+    logged: Any
+    reproduced: Any
+    result: str   # identical | within N% | differs | missing | differs (not required)
+    ok: bool
+    gating: bool  # does it decide the verdict?
+
+
+def git(root: Path, *args: str, check: bool = True) -> str:
+    out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    if check and out.returncode != 0:
+        raise ReproduceError(f"git {' '.join(args)} failed in {root}: {out.stderr.strip()[:500]}")
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def _parse_param(text: str) -> Any:
+    return None if text == "None" else yaml.safe_load(text)  # MLflow logged str(value)
+
+
+def params_from_run(base: dict, logged: dict[str, str]) -> dict:
+    """The commit's params tree with every leaf set to the run's logged value. Both must have the same keys:
+    a run made with a different params layout than its commit cannot be rebuilt faithfully."""
+    from ganpipe.config import flatten
+
+    keys = set(flatten(base))
+    if keys != set(logged):
+        diff = sorted(keys ^ set(logged))
+        raise ReproduceError(f"the run's logged params and its commit's params.yaml have different keys "
+                             f"({diff[:5]}): the run was not made from that commit's params layout")
+    tree = json.loads(json.dumps(base))
+    for key, text in logged.items():
+        section, name = key.split(".", 1)
+        tree[section][name] = _parse_param(text)
+    return tree
+
+
+def _exp_ref(root: Path, name: str) -> str | None:
+    refs = git(root, "for-each-ref", "--sort=-committerdate", "--format=%(refname)", "refs/exps", check=False)
+    return next((ref for ref in refs.splitlines() if ref.rsplit("/", 1)[-1] == name), None)
+
+
+def resolve(target: str, root: Path, tracking_cfg: Any) -> Target:
+    """Run id, then git commit/ref, then DVC experiment ref, then MLflow runs named after a DVC experiment."""
+    from ganpipe import tracking
+
+    if RUN_ID.fullmatch(target):
+        return from_run(tracking.get_run(target), root)
+    commit = git(root, "rev-parse", "--verify", "--quiet", f"{target}^{{commit}}", check=False)
+    if commit:
+        return from_commit(root, commit, f"commit {commit[:12]}")
+    ref = _exp_ref(root, target)
+    if ref:
+        return from_commit(root, git(root, "rev-parse", ref), f"DVC experiment {target} ({ref})")
+    try:
+        runs = tracking.select_runs(tracking_cfg, {"dvc.exp_name": target})
+        runs = runs[runs["status"] == "FINISHED"] if not runs.empty else runs
+        store = ""
+    except tracking.TrackingError as exc:
+        runs, store = None, f" (MLflow: {exc})"
+    if runs is not None and not runs.empty:
+        return from_run(tracking.get_run(runs["run_id"].iloc[0]), root)
+    raise ReproduceError(f"{target!r} is not an MLflow run id, a git commit or a DVC experiment name{store}. "
+                         f"List them with `ganpipe compare`, `git log` or `dvc exp list --all-commits`")
+
+
+def from_run(run: dict, root: Path) -> Target:
+    from ganpipe.tracking import GENERATOR_TAG
+
+    label = f"MLflow run {run['run_id']} ({run['name']})"
+    if run["status"] != "FINISHED":
+        raise ReproduceError(f"{label} is {run['status']}: only finished runs have results to reproduce")
+    tags = run["tags"]
+    commit = tags.get("git.commit", "unknown")
+    if commit == "unknown":
+        raise ReproduceError(f"{label} has no git.commit tag: it was not made by this pipeline inside a git repo")
+    if not git(root, "cat-file", "-t", f"{commit}^{{commit}}", check=False):
+        raise ReproduceError(f"{label} was made at commit {commit[:12]}, which this repository does not have; "
+                             f"fetch it (`git fetch --all`, or from the collaborator who made the run) and retry")
+    base = yaml.safe_load(git(root, "show", f"{commit}:params.yaml"))
+    hashes = {"data (prepared sha256)": tags.get("data.sha256"), "classifier": tags.get("eval.classifier_sha256"),
+              "generator": tags.get(GENERATOR_TAG)}
+    metrics = {k: v for k, v in run["metrics"].items() if k.startswith(("eval/", "eval_real/")) or k in TRAIN_KEYS}
+    machine = {k: v for k, v in tags.items() if k.startswith("env.") or k == "train.device"}
+    if tags.get("git.dirty") == "true":
+        print(f"warning: {label} was made from a working tree with uncommitted changes (git.dirty=true): its "
+              f"code was not exactly commit {commit[:12]}, so it may not reproduce", file=sys.stderr)
+    return Target(label, commit, params_from_run(base, run["params"]), {k: v for k, v in hashes.items() if v},
+                  metrics, machine if any(k.startswith("env.") for k in machine) else None,
+                  dirty=tags.get("git.dirty") == "true")
+
+
+def _lock_outs(lock_text: str) -> dict[str, str]:
+    lock = yaml.safe_load(lock_text) or {}
+    return {out["path"]: out.get("md5", "") for stage in lock.get("stages", {}).values() for out in stage.get("outs", [])}
+
+
+def _metrics_files(read: Any, paths: dict) -> dict[str, float]:
+    """eval/*, eval_real/* and the final losses from the metrics JSON files; `read(path)` returns text or ''."""
+    from ganpipe.evaluation import flat_scores
+
+    out: dict[str, float] = {}
+    if text := read(paths["eval_metrics"]):
+        out |= flat_scores(json.loads(text))
+    if text := read(paths["train_metrics"]):
+        out |= {k: v for k, v in json.loads(text).items() if k in TRAIN_KEYS}
+    return out
+
+
+def from_commit(root: Path, commit: str, label: str) -> Target:
+    lock = git(root, "show", f"{commit}:dvc.lock", check=False)
+    if not lock:
+        raise ReproduceError(f"{label} has no dvc.lock: nothing was recorded there to compare with. Reproduce an "
+                             f"MLflow run id made from that commit instead")
+    paths = yaml.safe_load(git(root, "show", f"{commit}:params.yaml"))["paths"]
+    metrics = _metrics_files(lambda p: git(root, "show", f"{commit}:{p}", check=False), paths)
+    return Target(label, commit, None, _lock_outs(lock), metrics, None)
+
+
+def observe(tree: Path, target: Target) -> tuple[dict[str, str], dict[str, float]]:
+    """The hashes and metrics the reproduction produced, named as in `target`."""
+    from ganpipe.checkpoint import file_sha256
+
+    paths = yaml.safe_load((tree / "params.yaml").read_text())["paths"]
+    if target.params is None:
+        hashes = _lock_outs((tree / "dvc.lock").read_text())
+    else:
+        info = json.loads((tree / paths["prepared"] / "info.json").read_text())
+        hashes = {"data (prepared sha256)": info["sha256"], "classifier": file_sha256(tree / paths["classifier"]),
+                  "generator": file_sha256(tree / paths["generator"])}
+    read = lambda p: (tree / p).read_text() if (tree / p).is_file() else ""  # noqa: E731
+    return hashes, _metrics_files(read, paths)
+
+
+def compare(target: Target, hashes: dict[str, str], metrics: dict[str, float], tolerance: float | None) -> list[Check]:
+    """One Check per expected hash and metric. tolerance None: everything must be identical. Otherwise the
+    eval scores must agree within it (relative, plus ATOL), and hashes and losses are shown but do not gate."""
+    checks = []
+    for name, logged in target.hashes.items():
+        new = hashes.get(name)
+        same = new == logged
+        result = "identical" if same else "missing" if new is None else "differs"
+        gating = tolerance is None or new is None
+        checks.append(Check(name, logged, new, result if same or gating else "differs (not required)",
+                            same or not gating, gating))
+    for name, logged in sorted(target.metrics.items()):
+        new = metrics.get(name)
+        if new is None:
+            checks.append(Check(name, logged, None, "missing", False, True))
+        elif new == logged:
+            checks.append(Check(name, logged, new, "identical", True, True))
+        elif tolerance is None:
+            checks.append(Check(name, logged, new, "differs", False, True))
+        else:
+            gating = name.startswith(("eval/", "eval_real/"))
+            close = abs(new - logged) <= tolerance * max(abs(new), abs(logged)) + ATOL
+            result = f"within {tolerance:.0%}" if close else "differs" if gating else "differs (not required)"
+            checks.append(Check(name, logged, new, result, close or not gating, gating))
+    return checks
+
+
+def expected_mode(target: Target, local: dict[str, str], tolerance: float | None) -> tuple[float | None, str]:
+    """(tolerance to use, why): exact when the logged machine matches this one or was not recorded."""
+    if tolerance is not None:
+        return tolerance, f"tolerance {tolerance:.0%} as asked"
+    if target.machine is None:
+        return None, "exact (the machine that made it was not recorded; pass --tolerance if it was another kind)"
+    differ = [f"{k}: {target.machine.get(k)} -> {v}" for k, v in local.items() if target.machine.get(k) != v]
+    if differ:
+        return DEFAULT_TOLERANCE, f"tolerance {DEFAULT_TOLERANCE:.0%}: another machine kind ({'; '.join(differ)})"
+    return None, "exact: same torch build, processor and device, same params (thread count included)"
+
+
+def _local_machine(params: dict) -> dict[str, str]:
+    from ganpipe import devices
+    from ganpipe.config import ConfigError
+
+    try:
+        device = devices.resolve(params["train"]["device"])
+    except ConfigError as exc:
+        raise ReproduceError(f"cannot reproduce here: {exc}") from None
+    return {**devices.machine(device), "train.device": device.type}
+
+
+def _run_logged(cmd: list[str], cwd: Path, env: dict, log: Path) -> int:
+    """Run `cmd`, echoing its output to stderr and keeping it in `log`."""
+    with open(log, "w") as f, subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                               stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:
+            f.write(line)
+            sys.stderr.write(line)
+        return proc.wait()
+
+
+def reproduce(root: Path, target: Target, tolerance: float | None, keep: bool) -> tuple[list[Check], str]:
+    """Check out target.commit in a new git worktree (the user's working tree is never touched), write the
+    target's params, run `dvc repro --force` there with that commit's code and a scratch MLflow store, and
+    compare. The worktree is removed afterwards unless `keep`, or the pipeline failed (kept to inspect)."""
+    params = target.params or yaml.safe_load(git(root, "show", f"{target.commit}:params.yaml"))
+    tolerance, mode = expected_mode(target, _local_machine(params), tolerance)
+    base = Path(tempfile.mkdtemp(prefix="ganpipe-reproduce-"))
+    tree, log = base / "worktree", base / "dvc_repro.log"
+    git(root, "worktree", "add", "--detach", "--quiet", str(tree), target.commit)
+    keep_tree = keep
+    try:
+        if target.params is not None:
+            (tree / "params.yaml").write_text(yaml.safe_dump(target.params, sort_keys=False))
+        raw = root / "data" / "raw"  # torchvision datasets' default raw folder: not in git, so lend it
+        if raw.is_dir() and not (tree / "data" / "raw").exists():
+            (tree / "data").mkdir(exist_ok=True)
+            (tree / "data" / "raw").symlink_to(raw.resolve(), target_is_directory=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DVC_")}
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # this venv's packages
+        env["PYTHONPATH"] = os.pathsep.join([str(tree / "src"), *filter(None, [env.get("PYTHONPATH")])])  # its code
+        env["MLFLOW_TRACKING_URI"] = f"sqlite:///{base / 'mlflow.db'}"  # the user's store gets no twin run
+        print(f"reproducing {target.label} at commit {target.commit[:12]} in {tree}", file=sys.stderr)
+        code = _run_logged([sys.executable, "-m", "dvc", "repro", "--force", "--no-run-cache"], tree, env, log)
+        if code != 0:
+            keep_tree = True
+            tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
+            raise ReproduceError(f"dvc repro failed (exit {code}) in {tree}; kept for inspection (remove it with "
+                                 f"`git worktree remove --force {tree}`). Last lines of {log}:\n{tail}")
+        hashes, metrics = observe(tree, target)
+        if keep:
+            print(f"kept {tree} (remove it with `git worktree remove --force {tree}`)", file=sys.stderr)
+    finally:
+        if not keep_tree:  # also after Ctrl-C: no stray worktree
+            git(root, "worktree", "remove", "--force", str(tree), check=False)
+            shutil.rmtree(base, ignore_errors=True)
+    return compare(target, hashes, metrics, tolerance), mode

@@ -1,0 +1,114 @@
+"""`ganpipe reproduce`'s pure parts: rebuilding a run's params, choosing exact or tolerant comparison, the
+checks and the verdict. The end-to-end reproduction is in test_pipeline_e2e.py."""
+import subprocess
+
+import pytest
+import yaml
+
+from ganpipe import config, report
+from ganpipe.reproduce import ReproduceError, Target, compare, expected_mode, from_run, params_from_run
+
+MACHINE = {"env.torch": "2.14.1", "env.cpu": "AMD EPYC", "env.gpu": "none", "train.device": "cpu"}
+
+
+def target(**kw):
+    base = dict(label="run", commit="c" * 40, params=None, hashes={"generator": "aa"},
+                metrics={"eval/fid": 20.0, "eval/kid": 0.001, "loss/d": 1.5}, machine=MACHINE)
+    return Target(**{**base, **kw})
+
+
+def test_params_are_rebuilt_from_the_logged_strings(default_params):
+    changed = config.from_dict({**default_params, "train": {**default_params["train"], "g_lr": 1e-5, "ema_decay": None,
+                                                             "g_betas": [0.5, 0.99], "loss": "bce"}})
+    logged = {k: str(v) for k, v in changed.flat().items()}  # how MLflow stores them
+    tree = params_from_run(default_params, logged)
+    assert config.from_dict(tree).flat() == changed.flat()
+    assert yaml.safe_load(yaml.safe_dump(tree)) == tree  # writable as params.yaml
+    with pytest.raises(ReproduceError, match="different keys"):
+        params_from_run(default_params, {**logged, "train.optimiser": "sgd"})
+
+
+def test_identical_everything_passes_and_any_difference_fails_in_exact_mode():
+    t = target()
+    checks = compare(t, {"generator": "aa"}, {"eval/fid": 20.0, "eval/kid": 0.001, "loss/d": 1.5}, None)
+    assert all(c.ok and c.result == "identical" for c in checks)
+    assert report.verdict_table(checks, "run", "exact")[1]
+    checks = compare(t, {"generator": "aa"}, {"eval/fid": 20.000001, "eval/kid": 0.001, "loss/d": 1.5}, None)
+    text, ok = report.verdict_table(checks, "run", "exact")
+    assert not ok and "NOT REPRODUCED: 1 of 4 checks fail (eval/fid)" in text
+    checks = compare(t, {}, {"eval/fid": 20.0, "eval/kid": 0.001}, None)  # an output and a metric went missing
+    assert [c.result for c in checks if not c.ok] == ["missing", "missing"]
+
+
+def test_tolerance_gates_on_scores_only():
+    t = target()
+    checks = {c.name: c for c in compare(t, {"generator": "bb"}, {"eval/fid": 21.5, "eval/kid": 0.008, "loss/d": 9.0}, 0.1)}
+    assert checks["eval/fid"].ok and checks["eval/fid"].result == "within 10%"
+    assert checks["eval/kid"].ok  # near zero: the absolute slack applies
+    assert checks["generator"].ok and not checks["generator"].gating and checks["generator"].result == "differs (not required)"
+    assert checks["loss/d"].ok and not checks["loss/d"].gating
+    assert report.verdict_table(list(checks.values()), "run", "tol")[1]
+    (fid,) = [c for c in compare(t, {"generator": "aa"}, {"eval/fid": 25.0}, 0.1) if c.name == "eval/fid"]
+    assert not fid.ok and fid.result == "differs"
+
+
+def test_exact_only_on_the_same_machine_kind():
+    assert expected_mode(target(), MACHINE, None)[0] is None
+    tolerance, why = expected_mode(target(), {**MACHINE, "train.device": "cuda", "env.gpu": "NVIDIA H200"}, None)
+    assert tolerance == 0.1 and "train.device: cpu -> cuda" in why
+    assert expected_mode(target(machine=None), MACHINE, None)[0] is None  # not recorded: say so, expect exact
+    assert expected_mode(target(), MACHINE, 0.02) == (0.02, "tolerance 2% as asked")
+
+
+@pytest.fixture
+def git_repo(tmp_path, default_params):
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(default_params))
+    git("add", "params.yaml")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "base")
+    return tmp_path, git("rev-parse", "HEAD")
+
+
+def run_record(commit, default_params, **kw):
+    params = {k: str(v) for k, v in config.from_dict(default_params).flat().items()}
+    tags = {"git.commit": commit, "git.dirty": "false", "ganpipe.generator_sha256": "aa", **MACHINE}
+    return {"run_id": "r" * 32, "name": "n", "status": "FINISHED", "params": params, "tags": tags,
+            "metrics": {"eval/fid": 1.0, "time/train_s": 3.0}, **kw}
+
+
+def test_a_dirty_run_warns_and_unfinished_or_foreign_runs_are_refused(git_repo, default_params, capsys):
+    root, commit = git_repo
+    record = run_record(commit, default_params)
+    t = from_run(record, root)
+    assert t.commit == commit and t.metrics == {"eval/fid": 1.0} and t.hashes == {"generator": "aa"}
+    assert "warning" not in capsys.readouterr().err
+    record["tags"]["git.dirty"] = "true"
+    assert from_run(record, root).dirty
+    assert "uncommitted changes (git.dirty=true)" in capsys.readouterr().err
+    with pytest.raises(ReproduceError, match="is FAILED: only finished runs"):
+        from_run(run_record(commit, default_params, status="FAILED"), root)
+    foreign = run_record("f" * 40, default_params)
+    with pytest.raises(ReproduceError, match="which this repository does not have; fetch it"):
+        from_run(foreign, root)
+
+
+def test_the_command_exits_non_zero_when_it_does_not_reproduce(tmp_path, default_params, monkeypatch, capsys):
+    from ganpipe import cli
+    from ganpipe import reproduce as rep
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(default_params))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(rep, "resolve", lambda *a: target())
+    outcome = {"eval/fid": 20.0, "eval/kid": 0.001, "loss/d": 1.5}
+    monkeypatch.setattr(rep, "reproduce", lambda root, t, tol, keep: (compare(t, {"generator": "aa"}, outcome, tol), "exact"))
+    assert cli.main(["reproduce", "x", "--out", "r.json"]) == 0
+    assert "REPRODUCED: 4 checks pass" in capsys.readouterr().out
+    outcome["loss/d"] = 1.25
+    assert cli.main(["reproduce", "x", "--out", "r.json"]) == 1
+    assert "NOT REPRODUCED: 1 of 4 checks fail (loss/d)" in capsys.readouterr().out
+    assert '"reproduced": false' in (tmp_path / "r.json").read_text()
+    assert cli.main(["reproduce", "x", "--tolerance", "2"]) == 1
+    assert "--tolerance must be in [0, 1)" in capsys.readouterr().err

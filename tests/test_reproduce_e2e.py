@@ -1,0 +1,116 @@
+"""Sharing and verifying results on the session's tiny repo (tests/e2e.py): `ganpipe push` / `pull` through a
+local-directory remote and their refusals, `ganpipe reproduce` of a run made in the same test, and the MLflow
+UI as a person sees it."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from e2e import ROOT, dvc, ganpipe, sh
+
+pytestmark = pytest.mark.slow
+
+
+def test_push_and_pull_give_a_collaborator_every_output_without_retraining(repo, env, tmp_path):
+    remote = tmp_path / "remote"
+    dvc(repo, env, "remote", "add", "-d", "shared", str(remote))  # a local-directory remote, as S3 would be
+    sh("git", "add", "-A", cwd=repo, env=env)
+    sh("git", "commit", "-q", "-m", "remote", cwd=repo, env=env)
+    pushed = ganpipe(repo, env, "push")
+    assert pushed.returncode == 0 and "pushed to shared" in pushed.stdout, pushed.stderr
+    collab = tmp_path / "collab"
+    sh("git", "clone", "-q", str(repo), str(collab), cwd=tmp_path, env=env)
+    pulled = ganpipe(collab, env, "pull")
+    assert pulled.returncode == 0 and "pulled from shared" in pulled.stdout, pulled.stderr
+    params = yaml.safe_load((repo / "params.yaml").read_text())["paths"]
+    for key in ("classifier", "generator", "samples", "sample_grid", "eval_hist"):
+        assert (collab / params[key]).read_bytes() == (repo / params[key]).read_bytes(), key
+    assert (collab / params["prepared"] / "train.safetensors").is_file()
+    assert "up to date" in dvc(collab, env, "status")
+    assert "Running stage" not in dvc(collab, env, "repro")  # nothing to retrain
+    assert not (collab / "mlflow.db").exists()
+
+
+def test_push_and_pull_name_a_missing_or_incomplete_remote_and_change_nothing(repo, env, tmp_path):
+    clone = tmp_path / "clone"
+    sh("git", "clone", "-q", str(repo), str(clone), cwd=tmp_path, env=env)
+    settings = [line.split("=")[0] for line in dvc(clone, env, "config", "--list").splitlines()]
+    for name in [k[len("remote."):-len(".url")] for k in settings if k.startswith("remote.") and k.endswith(".url")]:
+        dvc(clone, env, "remote", "remove", name)
+    out = ganpipe(clone, env, "pull")
+    assert out.returncode == 1 and "no DVC remote is configured" in out.stderr and "dvc remote add -d" in out.stderr
+    dvc(clone, env, "remote", "add", "-d", "gone", str(tmp_path / "unmounted"))
+    out = ganpipe(clone, env, "pull")
+    assert out.returncode == 1 and "is the folder" in out.stderr and "which does not exist here" in out.stderr
+    (tmp_path / "empty").mkdir()
+    dvc(clone, env, "remote", "add", "-f", "-d", "empty", str(tmp_path / "empty"))
+    out = ganpipe(clone, env, "pull")
+    assert out.returncode == 1 and "does not have" in out.stderr and "models/generator.safetensors" in out.stderr
+    out = ganpipe(clone, env, "push")
+    assert out.returncode == 1 and "this clone does not have" in out.stderr and "Nothing was pushed" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (clone / "models" / "generator.safetensors").exists()  # nothing moved, either way
+    assert not any((tmp_path / "empty").iterdir())
+
+
+def test_reproduce_a_run_made_earlier_in_this_test_by_id_and_by_experiment_name(repo, env, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    dvc(repo, env, "exp", "run", "--temp", "-n", "repro-me", "-S", "train.epochs=1", "-S", "train.loss=bce")
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("ganpipe").experiment_id],
+                                "tags.`dvc.exp_name` = 'repro-me'")
+    untouched = {"params": (repo / "params.yaml").read_bytes(), "head": sh("git", "rev-parse", "HEAD", cwd=repo, env=env),
+                 "status": sh("git", "status", "--porcelain", cwd=repo, env=env)}
+    report_file = tmp_path / "by_id.json"
+    out = ganpipe(repo, env, "reproduce", run.info.run_id, "--out", str(report_file))
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    assert "REPRODUCED" in out.stdout and "NOT" not in out.stdout and "warning" not in out.stderr
+    report = json.loads(report_file.read_text())
+    assert report["reproduced"] and report["expected"].startswith("exact: same torch build")
+    checks = {c["name"]: c for c in report["checks"]}
+    # the run's own params (1 epoch, bce) were rebuilt, not the commit's 2-epoch hinge params
+    assert checks["generator"]["logged"] == run.data.tags["ganpipe.generator_sha256"]
+    assert {"classifier", "data (prepared sha256)", "eval/fid", "eval/is", "eval_real/fid", "loss/d"} <= set(checks)
+    assert all(c["result"] == "identical" for c in checks.values())
+    # by experiment name: its refs/exps commit, checked against that commit's dvc.lock and metrics files
+    out = ganpipe(repo, env, "reproduce", "repro-me")
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    assert "DVC experiment repro-me" in out.stdout and "models/generator.safetensors" in out.stdout
+    assert "metrics/eval.json" in out.stdout and "REPRODUCED" in out.stdout
+    # the user's working tree, HEAD and store were not touched; no worktree is left behind
+    assert (repo / "params.yaml").read_bytes() == untouched["params"]
+    assert sh("git", "rev-parse", "HEAD", cwd=repo, env=env) == untouched["head"]
+    assert sh("git", "status", "--porcelain", cwd=repo, env=env) == untouched["status"]
+    assert len(sh("git", "worktree", "list", cwd=repo, env=env).splitlines()) == 1
+    assert len(client.search_runs([run.info.experiment_id], "tags.`dvc.exp_name` = 'repro-me'")) == 1
+
+
+def test_reproduce_refuses_what_it_cannot_find(repo, env):
+    out = ganpipe(repo, env, "reproduce", "no-such-experiment")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "'no-such-experiment' is not an MLflow run id, a git commit or a DVC experiment name" in out.stderr
+    out = ganpipe(repo, env, "reproduce", "0" * 32)
+    assert out.returncode == 1 and f"no MLflow run '{'0' * 32}'" in out.stderr
+    down = {**env, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}
+    out = ganpipe(repo, down, "reproduce", "0" * 32)
+    assert out.returncode == 1 and "cannot use the MLflow tracking store http://127.0.0.1:9" in out.stderr
+    assert len(sh("git", "worktree", "list", cwd=repo, env=env).splitlines()) == 1
+
+
+def test_the_mlflow_ui_shows_the_runs_their_scores_and_the_epoch_images(repo, tmp_path):
+    # installs chromium + chromium-driver with apt-get when missing; drives the real UI of `mlflow server`
+    out = subprocess.run([sys.executable, str(ROOT / "checks" / "mlflow_ui.py"), "--root", str(repo),
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    assert "ok: run table lists all" in out.stdout and "shows 28 eval metrics" in out.stdout
+    # the newest scored run trained 1 or 2 epochs, depending on which tests ran before
+    assert re.search(r"`samples` grid renders \(\d+x\d+ px\) at step 0 and at step ([12]), slider steps 0\.\.\1",
+                     out.stdout), out.stdout
+    for name in ("runs.png", "compare.png", "run.png", "samples.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
