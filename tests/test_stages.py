@@ -214,5 +214,6 @@ def test_retraining_an_identical_generator_carries_the_scores_over(workdir):
     assert stage("train")([]) == 0  # same params, same bytes; evaluate would be skipped by DVC
     first, second = sorted(runs(workdir), key=lambda r: r.info.start_time)
     assert second.data.tags["eval.copied_from_run"] == first.info.run_id
+    assert second.data.tags["eval.classifier_sha256"] == first.data.tags["eval.classifier_sha256"]
     scores = {k: v for k, v in first.data.metrics.items() if k.startswith(("eval/", "eval_real/"))}
     assert scores and all(second.data.metrics[k] == v for k, v in scores.items())

@@ -311,5 +311,7 @@ def copy_scores_from_twin(cfg: TrackingConfig, run_id: str, generator_sha256: st
             now = int(time.time() * 1000)
             client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in scores.items()])
             client.set_tag(run_id, "eval.copied_from_run", twin.info.run_id)
+            if "eval.classifier_sha256" in twin.data.tags:  # which classifier made those scores
+                client.set_tag(run_id, "eval.classifier_sha256", twin.data.tags["eval.classifier_sha256"])
             return twin.info.run_id
     return None
