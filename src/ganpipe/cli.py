@@ -35,6 +35,14 @@ def _guarded(call: Callable[[], Any]) -> tuple[int, Any]:
         return 130, None
 
 
+def _printed(call: Callable[[], str]) -> int:
+    """Run a command that returns its report as text; print it on success."""
+    code, text = _guarded(call)
+    if code == 0:
+        print(text)
+    return code
+
+
 def run_stage(fn: Callable[[config.Config], Any], argv: list[str] | None, description: str | None) -> int:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
@@ -100,18 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("push", "pull"):
         from ganpipe import share, tracking
 
-        code, text = _guarded(lambda: getattr(share, args.command)(tracking.project_root(), args.remote))
-        if code == 0:
-            print(text)
-        return code
+        return _printed(lambda: getattr(share, args.command)(tracking.project_root(), args.remote))
     if args.command == "reproduce":
         code, ok = _guarded(lambda: reproduce(config.load(args.params), args))
         return code or (0 if ok else 1)
     if args.command == "compare":
-        code, text = _guarded(lambda: compare(config.load(args.params), args))
-        if code == 0:
-            print(text)
-        return code
+        return _printed(lambda: compare(config.load(args.params), args))
     code, result = _guarded(lambda: pipeline.evaluate_samples(config.load(args.params), args.samples,
                                                               args.out, args.mlflow))
     if code == 0:
@@ -167,8 +169,7 @@ def reproduce(cfg: config.Config, args: argparse.Namespace) -> bool:
     tracking_cfg = dataclasses.replace(cfg.tracking, enabled=True)
     target = rep.resolve(args.target, root, tracking_cfg)
     checks, mode = rep.reproduce(root, target, args.tolerance, args.keep)
-    label = target.label if target.commit[:12] in target.label else f"{target.label} at commit {target.commit[:12]}"
-    text, ok = report.verdict_table(checks, label, mode)
+    text, ok = report.verdict_table(checks, f"{target.label} at commit {target.commit[:12]}", mode)
     print(text)
     if args.out:
         from ganpipe.files import write_json

@@ -99,10 +99,10 @@ def resolve(target: str, root: Path, tracking_cfg: Any) -> Target:
         return from_run(tracking.get_run(target), root)
     commit = git(root, "rev-parse", "--verify", "--quiet", f"{target}^{{commit}}", check=False)
     if commit:
-        return from_commit(root, commit, f"commit {commit[:12]}")
+        return from_commit(root, commit, f"git {target}")
     ref = _exp_ref(root, target)
     if ref:
-        return from_commit(root, git(root, "rev-parse", ref), f"DVC experiment {target} ({ref})")
+        return from_commit(root, git(root, "rev-parse", ref), f"DVC experiment {target}")
     try:
         runs = tracking.select_runs(tracking_cfg, {"dvc.exp_name": target})
         runs = runs[runs["status"] == "FINISHED"] if not runs.empty else runs

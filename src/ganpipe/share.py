@@ -68,28 +68,31 @@ def _cloud_status(root: Path, name: str, url: str) -> dict[str, str]:
     return json.loads(text[text.find("{"):]) if "{" in text else {}
 
 
+def _transfer(root: Path, verb: str, name: str, url: str, lacking: str) -> str:
+    """`dvc push|pull -r name`, unless the cloud status has outputs in neither the cache nor the remote:
+    then ShareError(lacking + the list), before anything moves."""
+    missing = sorted(path for path, state in _cloud_status(root, name, url).items() if state == "missing")
+    if missing:
+        raise ShareError(lacking.format(n=len(missing), paths=", ".join(missing)))
+    direction = {"push": "to", "pull": "from"}[verb]
+    out = _dvc(root, verb, "-r", name)
+    if out.returncode != 0:
+        raise ShareError(f"dvc {verb} {direction} {name!r} ({url}) failed: {_last_error(out)}")
+    return f"{verb}ed {direction} {name} ({url})"
+
+
 def pull(root: Path, name: str | None = None) -> str:
     """Fetch this commit's outputs from the remote; refuses, changing nothing, when the remote lacks any."""
     name, url = remote(root, name)
-    missing = sorted(path for path, state in _cloud_status(root, name, url).items() if state == "missing")
-    if missing:
-        raise ShareError(f"DVC remote {name!r} ({url}) does not have {len(missing)} output(s) of this commit: "
-                         f"{', '.join(missing)}. Whoever made them must run `ganpipe push` from their clone, or "
-                         f"rebuild them here with `make repro`. Nothing was changed here")
-    out = _dvc(root, "pull", "-r", name)
-    if out.returncode != 0:
-        raise ShareError(f"dvc pull from {name!r} ({url}) failed: {_last_error(out)}")
-    return f"pulled from {name} ({url})"
+    return _transfer(root, "pull", name, url,
+                     f"DVC remote {name!r} ({url}) does not have {{n}} output(s) of this commit: {{paths}}. Whoever "
+                     f"made them must run `ganpipe push` from their clone, or rebuild them here with `make repro`. "
+                     f"Nothing was changed here")
 
 
 def push(root: Path, name: str | None = None) -> str:
     """Send this commit's outputs to the remote; refuses when this clone does not have them all."""
     name, url = remote(root, name, exists=False)
-    absent = sorted(path for path, state in _cloud_status(root, name, url).items() if state == "missing")
-    if absent:
-        raise ShareError(f"this clone does not have {len(absent)} output(s) to push: {', '.join(absent)}. Build "
-                         f"them with `make repro` (or `ganpipe pull` them) first. Nothing was pushed")
-    out = _dvc(root, "push", "-r", name)
-    if out.returncode != 0:
-        raise ShareError(f"dvc push to {name!r} ({url}) failed: {_last_error(out)}")
-    return f"pushed to {name} ({url})"
+    return _transfer(root, "push", name, url,
+                     "this clone does not have {n} output(s) to push: {paths}. Build them with `make repro` (or "
+                     "`ganpipe pull` them) first. Nothing was pushed")
