@@ -17,9 +17,10 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ganpipe import config, data, overrides
-from ganpipe.models import build
-from ganpipe.train import train
+from ganpipe import config, overrides
+from ganpipe.data import datasets, split
+from ganpipe.gan.models import build
+from ganpipe.gan.train import train
 
 
 def matmul_peak(dtype: torch.dtype, device: str, n: int = 2048, reps: int = 10) -> float:
@@ -37,22 +38,22 @@ def matmul_peak(dtype: torch.dtype, device: str, n: int = 2048, reps: int = 10) 
     return 2 * n**3 / best
 
 
-def run(model_cfg, train_cfg, split, steps: int) -> tuple[float, int]:
+def run(model_cfg, train_cfg, train_split, steps: int) -> tuple[float, int]:
     """(images/s over ~`steps` steps, after 5 untimed warm-up steps; FLOPs of one training step)."""
     B = train_cfg.batch_size
-    shape, one = tuple(split.images.shape[1:]), dataclasses.replace(train_cfg, epochs=1)
+    shape, one = tuple(train_split.images.shape[1:]), dataclasses.replace(train_cfg, epochs=1)
     G, D = build(model_cfg, shape, 0)
-    train(G, D, split.images[: 5 * B], one, model_cfg.z_dim, labels=split.labels[: 5 * B], progress=False)
+    train(G, D, train_split.images[: 5 * B], one, model_cfg.z_dim, labels=train_split.labels[: 5 * B], progress=False)
     G, D = build(model_cfg, shape, 0)
     with FlopCounterMode(display=False) as counter:
-        train(G, D, split.images[:B], one, model_cfg.z_dim, labels=split.labels[:B], progress=False)
-    epochs = max(1, round(steps * B / len(split.images)))
+        train(G, D, train_split.images[:B], one, model_cfg.z_dim, labels=train_split.labels[:B], progress=False)
+    epochs = max(1, round(steps * B / len(train_split.images)))
     G, D = build(model_cfg, shape, 0)
     if train_cfg.device == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    result = train(G, D, split.images, dataclasses.replace(train_cfg, epochs=epochs), model_cfg.z_dim,
-                   labels=split.labels, progress=False)
+    result = train(G, D, train_split.images, dataclasses.replace(train_cfg, epochs=epochs), model_cfg.z_dim,
+                   labels=train_split.labels, progress=False)
     if train_cfg.device == "cuda":
         torch.cuda.synchronize()
     return result.images_seen / (time.perf_counter() - start), counter.get_total_flops()
@@ -67,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = config.load(args.params)
-    split = data.split_holdout(data.load_source(cfg.data), cfg.data.holdout_fraction, cfg.data.seed)[0]
+    train_split = split.split_holdout(datasets.load_source(cfg.data), cfg.data.holdout_fraction, cfg.data.seed)[0]
     seed = config.from_dict(overrides.apply_overrides(cfg.raw, overrides.read_overrides("configs/seed_recipe.args")))
     peak32 = matmul_peak(torch.float32, args.device)
     peak16 = matmul_peak(torch.bfloat16, args.device)
@@ -81,7 +82,7 @@ def main() -> None:
             speed, flops = {}, {}
             for precision in ("fp32", "bf16"):
                 speed[precision], flops[precision] = run(run_cfg.model, dataclasses.replace(base, precision=precision),
-                                                         split, args.steps)
+                                                         train_split, args.steps)
             print(f"{name:<14}{batch:>6}{speed['fp32']:>12.0f}{speed['bf16']:>12.0f}"
                   f"{speed['bf16'] / speed['fp32']:>10.2f}x")
             if name == "seed mlp" and batch == 256:

@@ -15,7 +15,10 @@ from pathlib import Path
 
 import torch
 
-from ganpipe import classifier, config, data, evaluation, sampling
+from ganpipe import config
+from ganpipe.data import datasets
+from ganpipe.data.samples import load_samples
+from ganpipe.eval import classifier, protocol
 
 
 def main() -> None:
@@ -25,18 +28,17 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = config.load(args.params)
-    real = data.load_source(cfg.data).images
+    real = datasets.load_source(cfg.data).images
     real = torch.cat([real, torch.roll(real, shifts=1, dims=3)])[:10_000]
-    fake, _ = sampling.load_samples(Path(cfg.paths.samples))
-    fake = fake[:10_000]
+    fake = load_samples(Path(cfg.paths.samples)).images[:10_000]
     clf = classifier.load(Path(cfg.paths.classifier))
     times = {}
     start = time.perf_counter()
-    fake_e = evaluation.embed(clf, fake, cfg.evaluate.batch_size)
-    real_e = evaluation.embed(clf, real, cfg.evaluate.batch_size)
+    fake_e = protocol.embed(clf, fake, cfg.evaluate.batch_size)
+    real_e = protocol.embed(clf, real, cfg.evaluate.batch_size)
     times["classifier features (2 x 10k images, once)"] = time.perf_counter() - start
     t0 = time.perf_counter()
-    result = evaluation.scores(fake_e, real_e, cfg.evaluate)
+    result = protocol.scores(fake_e, real_e, cfg.evaluate)
     times["every metric from the features"] = time.perf_counter() - t0
     total = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -11,9 +11,12 @@ import dataclasses
 import time
 from pathlib import Path
 
-from ganpipe import classifier, config, data, evaluation, sampling
-from ganpipe.models import build
-from ganpipe.train import train
+from ganpipe import config
+from ganpipe.data import prepared
+from ganpipe.eval import classifier, protocol
+from ganpipe.gan import sampling
+from ganpipe.gan.models import build
+from ganpipe.gan.train import train
 
 
 def main() -> None:
@@ -24,8 +27,8 @@ def main() -> None:
     args = parser.parse_args()
     cfg = config.load(args.params)
     folder = Path(cfg.paths.prepared)
-    info = data.read_info(folder)
-    train_split, holdout = (data.load_split(folder / f) for f in (data.TRAIN_FILE, data.HOLDOUT_FILE))
+    info = prepared.read_info(folder)
+    train_split, holdout = (prepared.load_split(folder / f) for f in (prepared.TRAIN_FILE, prepared.HOLDOUT_FILE))
     clf = classifier.load(Path(cfg.paths.classifier))
     shape, k = tuple(info["image_shape"]), info["num_classes"]
     print(f"default config, {args.epochs} epochs, batch {cfg.train.batch_size}, threads {cfg.train.threads}, "
@@ -41,7 +44,7 @@ def main() -> None:
         gen = sampling.Generator(result.generator, cfg.model, k)
         labels = sampling.requested_labels(args.samples, None, gen)
         fake = sampling.generate(result.generator, args.samples, cfg.model.z_dim, 0, cfg.sample.batch_size, labels)
-        s = evaluation.evaluate(clf, fake, holdout.images, train_split.images, cfg.evaluate, labels,
+        s = protocol.evaluate(clf, fake, holdout.images, train_split.images, cfg.evaluate, labels,
                                 holdout.labels, train_split.labels)["fake"]
         agree = s.get("class_agreement", float("nan"))
         print(f"{precision:<10}{seconds:>9.0f}{result.images_seen / seconds:>8.0f}{s['is']:>7.2f}{s['fid']:>8.1f}"

@@ -14,7 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ganpipe import config, overrides, report, tracking
+from ganpipe import config, overrides
+from ganpipe.track import report, tracking
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = "configs/seed_recipe.args"

@@ -12,10 +12,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from ganpipe import config, data, tracking
-from ganpipe.images import make_grid
-from ganpipe.models import build
-from ganpipe.train import fixed_noise, train
+from ganpipe import config
+from ganpipe.data import datasets, split
+from ganpipe.data.images import make_grid
+from ganpipe.gan.models import build
+from ganpipe.gan.train import fixed_noise, train
+from ganpipe.track import tracking
 
 
 def main() -> None:
@@ -25,7 +27,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg = config.load(args.params)
     train_cfg = dataclasses.replace(cfg.train, epochs=args.epochs)
-    split = data.split_holdout(data.load_source(cfg.data), cfg.data.holdout_fraction, cfg.data.seed)[0]
+    train_split = split.split_holdout(datasets.load_source(cfg.data), cfg.data.holdout_fraction, cfg.data.seed)[0]
     rows = cfg.sample.grid_rows
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
@@ -33,9 +35,9 @@ def main() -> None:
         start = time.perf_counter()
         with tracking.start_run(cfg.tracking, run_name="overhead-bench", params=cfg.flat(), tags={"b": "1"}) as run:
             setup = time.perf_counter() - start
-            G, D = build(cfg.model, tuple(split.images.shape[1:]), train_cfg.seed)
+            G, D = build(cfg.model, tuple(train_split.images.shape[1:]), train_cfg.seed)
             t0, before = time.perf_counter(), run.seconds
-            result = train(G, D, split.images, train_cfg, cfg.model.z_dim, labels=split.labels,
+            result = train(G, D, train_split.images, train_cfg, cfg.model.z_dim, labels=train_split.labels,
                            log=run.log_metrics,
                            log_images=lambda e, imgs: run.log_image(e, "samples", make_grid(imgs, rows)),
                            grid=fixed_noise(rows * rows, cfg.model.z_dim, 0), progress=False)

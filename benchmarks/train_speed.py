@@ -14,17 +14,18 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from ganpipe import config, data, overrides
-from ganpipe.losses import LOSSES
-from ganpipe.models import build
-from ganpipe.train import train
+from ganpipe import config, overrides
+from ganpipe.data import datasets, split
+from ganpipe.gan.losses import LOSSES
+from ganpipe.gan.models import build
+from ganpipe.gan.train import train
 
 
 class PerItemMNIST(Dataset):
     """What a torchvision-style dataset does: one PIL image per item, ToTensor + Normalize per item."""
 
-    def __init__(self, split: data.Split):
-        self.images, self.labels = split.images[:, 0].numpy(), split.labels.tolist()
+    def __init__(self, train_split: split.Split):
+        self.images, self.labels = train_split.images[:, 0].numpy(), train_split.labels.tolist()
 
     def __len__(self) -> int:
         return len(self.images)
@@ -35,13 +36,13 @@ class PerItemMNIST(Dataset):
         return (x - 0.5) / 0.5, self.labels[i]  # Normalize((0.5,), (0.5,))
 
 
-def plain_loop(model_cfg, train_cfg, split, steps: int, warmup: int = 10) -> float:
+def plain_loop(model_cfg, train_cfg, train_split, steps: int, warmup: int = 10) -> float:
     """The loop of pytorch/examples' dcgan: DataLoader batches, D on real and fake, G reusing the fakes."""
-    G, D = build(model_cfg, tuple(split.images.shape[1:]), 0)
+    G, D = build(model_cfg, tuple(train_split.images.shape[1:]), 0)
     d_loss_fn, g_loss_fn = LOSSES[train_cfg.loss]
     opt_g = torch.optim.Adam(G.parameters(), lr=train_cfg.g_lr, betas=train_cfg.g_betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=train_cfg.d_lr, betas=train_cfg.d_betas)
-    loader = DataLoader(PerItemMNIST(split), batch_size=train_cfg.batch_size, shuffle=True, drop_last=True)
+    loader = DataLoader(PerItemMNIST(train_split), batch_size=train_cfg.batch_size, shuffle=True, drop_last=True)
     done, start = 0, 0.0
     while done < steps + warmup:
         for real, y in loader:
@@ -64,16 +65,16 @@ def plain_loop(model_cfg, train_cfg, split, steps: int, warmup: int = 10) -> flo
     return steps * train_cfg.batch_size / (time.perf_counter() - start)
 
 
-def ours(model_cfg, train_cfg, split, steps: int) -> float:
-    batches = len(split.images) // train_cfg.batch_size
-    G, D = build(model_cfg, tuple(split.images.shape[1:]), 0)
+def ours(model_cfg, train_cfg, train_split, steps: int) -> float:
+    batches = len(train_split.images) // train_cfg.batch_size
+    G, D = build(model_cfg, tuple(train_split.images.shape[1:]), 0)
     warm = 10 * train_cfg.batch_size  # warm-up: 10 steps, not timed
-    train(G, D, split.images[:warm], dataclasses.replace(train_cfg, epochs=1), model_cfg.z_dim,
-          labels=split.labels[:warm], progress=False)
+    train(G, D, train_split.images[:warm], dataclasses.replace(train_cfg, epochs=1), model_cfg.z_dim,
+          labels=train_split.labels[:warm], progress=False)
     cfg = dataclasses.replace(train_cfg, epochs=max(1, round(steps / batches)))
-    G, D = build(model_cfg, tuple(split.images.shape[1:]), 0)
+    G, D = build(model_cfg, tuple(train_split.images.shape[1:]), 0)
     start = time.perf_counter()
-    result = train(G, D, split.images, cfg, model_cfg.z_dim, labels=split.labels, progress=False)
+    result = train(G, D, train_split.images, cfg, model_cfg.z_dim, labels=train_split.labels, progress=False)
     return result.images_seen / (time.perf_counter() - start)
 
 
@@ -85,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = config.load(args.params)
-    split = data.split_holdout(data.load_source(cfg.data), cfg.data.holdout_fraction, cfg.data.seed)[0]
+    train_split = split.split_holdout(datasets.load_source(cfg.data), cfg.data.holdout_fraction, cfg.data.seed)[0]
     seed_tree = overrides.apply_overrides(cfg.raw, overrides.read_overrides("configs/seed_recipe.args"))
     seed = config.from_dict(seed_tree)
     print(f"threads={args.threads} steps~{args.steps} batch={cfg.train.batch_size} (images/s, higher is better)")
@@ -93,9 +94,9 @@ def main() -> None:
     for name, run_cfg in (("default", cfg), ("seed mlp", seed)):
         model_cfg = run_cfg.model
         base_cfg = dataclasses.replace(run_cfg.train, threads=args.threads, ema_decay=None, device="cpu")
-        plain = plain_loop(model_cfg, base_cfg, split, args.steps)
-        fp32 = ours(model_cfg, dataclasses.replace(base_cfg, precision="fp32"), split, args.steps)
-        bf16 = ours(model_cfg, dataclasses.replace(base_cfg, precision="bf16"), split, args.steps)
+        plain = plain_loop(model_cfg, base_cfg, train_split, args.steps)
+        fp32 = ours(model_cfg, dataclasses.replace(base_cfg, precision="fp32"), train_split, args.steps)
+        bf16 = ours(model_cfg, dataclasses.replace(base_cfg, precision="bf16"), train_split, args.steps)
         print(f"{name:<10}{plain:>24.0f}{fp32:>13.0f} ({fp32 / plain:.2f}x){bf16:>13.0f} ({bf16 / plain:.2f}x)")
 
 

@@ -1,12 +1,16 @@
-"""DVC stage `evaluate`: score the samples against the real held-out split with the classifier (IS, FID, coverage, KL) and log the scores to the generator's MLflow run."""
+"""DVC stage `evaluate`: score the samples against the real held-out split (IS, FID, KID, precision/recall, coverage, ...) and log the scores to MLflow on the run their provenance names."""
 import sys
 
-from ganpipe import pipeline
-from ganpipe.cli import run_stage
+try:
+    from ganpipe.pipeline import evaluate, run_stage
+except ModuleNotFoundError as missing:  # DVC ran another Python than the project's: see stages/_env.py
+    import _env
+
+    _env.reexec(missing)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage(pipeline.evaluate, argv, __doc__)
+    return run_stage(evaluate.run, argv, __doc__)
 
 
 if __name__ == "__main__":

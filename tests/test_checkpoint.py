@@ -4,13 +4,16 @@ import sys
 import pytest
 import torch
 
-from ganpipe import checkpoint, classifier, config, sampling
-from ganpipe.models import build
+from ganpipe import checkpoint, config, errors
+from ganpipe.eval import classifier
+from ganpipe.gan import sampling
+from ganpipe.gan.models import build
 
 SAVE_IN_NEW_PROCESS = """
 import sys, torch
-from ganpipe import config, sampling
-from ganpipe.models import build
+from ganpipe import config
+from ganpipe.gan import sampling
+from ganpipe.gan.models import build
 import yaml
 cfg = config.load(sys.argv[1])
 G, _ = build(cfg.model, (1, 28, 28), seed=0)
@@ -39,13 +42,13 @@ def test_same_weights_give_the_same_bytes_in_separate_processes(tmp_path):
 
 
 def test_corrupt_missing_and_wrong_kind(tmp_path, default_params):
-    with pytest.raises(checkpoint.CheckpointError, match="run `dvc repro train`"):
+    with pytest.raises(errors.CheckpointError, match="run `dvc repro train`"):
         sampling.load_generator(tmp_path / "missing.safetensors")
     (tmp_path / "junk.safetensors").write_bytes(b"\x07" * 100)
-    with pytest.raises(checkpoint.CheckpointError, match="corrupt or incompatible"):
+    with pytest.raises(errors.CheckpointError, match="corrupt or incompatible"):
         sampling.load_generator(tmp_path / "junk.safetensors")
     clf = classifier.Classifier(1, 28, 10, 16)
-    classifier.save(clf, tmp_path / "clf.safetensors")
-    with pytest.raises(checkpoint.CheckpointError, match="holds 'classifier' weights, expected 'generator'"):
+    classifier.save(clf, tmp_path / "clf.safetensors", {"classifier.epochs": "1"})
+    with pytest.raises(errors.CheckpointError, match="holds 'classifier' data, expected 'generator'"):
         sampling.load_generator(tmp_path / "clf.safetensors")
     assert checkpoint.state_equal(classifier.load(tmp_path / "clf.safetensors"), clf)

@@ -3,9 +3,10 @@ import csv
 import io
 
 import pytest
-
 from conftest import ROOT
-from ganpipe import cli, config, tracking
+
+from ganpipe import cli, config
+from ganpipe.track import tracking
 
 
 @pytest.fixture

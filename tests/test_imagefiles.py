@@ -1,10 +1,12 @@
+import re
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from ganpipe.imagefiles import SamplesError, read_samples
+from ganpipe.data.imagefiles import SamplesError, read_samples
 
 U8 = torch.randint(0, 256, (6, 1, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
 LABELS = torch.arange(6)
@@ -48,12 +50,13 @@ def test_every_format_reads_back_the_same_uint8_images(tmp_path, kind):
     (np.zeros((4, 1, 32, 32), np.uint8), "images are 32x32, the evaluation classifier takes 28x28"),
     (np.zeros((4, 28), np.uint8), "images must be N,H,W or N,C,H,W"),
     (np.full((4, 1, 28, 28), np.nan, np.float32), "pixels are NaN or inf"),
-    (np.full((4, 1, 28, 28), 200.0, np.float32), "float pixels must be in [-1, 1]"),
+    (np.full((4, 1, 28, 28), 200.0, np.float32), "do not say their range (this looks like 0,255)"),
+    (np.full((4, 1, 28, 28), 0.5, np.float32), "do not say their range (this looks like 0,1 or -1,1)"),
     (np.zeros((0, 1, 28, 28), np.uint8), "holds no images"),
 ])
 def test_malformed_samples_get_a_clear_error(tmp_path, array, message):
     np.save(tmp_path / "bad.npy", array)
-    with pytest.raises(SamplesError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(SamplesError, match=re.escape(message)):
         read_samples(tmp_path / "bad.npy", channels=1, size=28)
 
 
@@ -75,3 +78,25 @@ def test_missing_empty_and_unknown_inputs(tmp_path):
     np.savez(tmp_path / "lab.npz", images=U8.numpy(), labels=np.arange(3))
     with pytest.raises(SamplesError, match="labels must be one per image"):
         read_samples(tmp_path / "lab.npz", 1, 28)
+
+
+def test_float_pixels_are_read_in_their_declared_range_and_never_guessed(tmp_path):
+    unit = (U8.double() / 255).numpy()  # [0, 1] images: the same digits as U8
+    np.save(tmp_path / "unit.npy", unit)
+    with pytest.raises(SamplesError, match="do not say their range"):
+        read_samples(tmp_path / "unit.npy", 1, 28)  # read as [-1, 1] they would be wrong: refused
+    images, _ = read_samples(tmp_path / "unit.npy", 1, 28, "0,1")
+    assert torch.equal(images, U8)
+    np.savez(tmp_path / "declared.npz", images=unit, value_range="0,1")  # the file says it itself
+    assert torch.equal(read_samples(tmp_path / "declared.npz", 1, 28)[0], U8)
+    with pytest.raises(SamplesError, match="declares value range 0,1, but -1,1 was given"):
+        read_samples(tmp_path / "declared.npz", 1, 28, "-1,1")
+    save_file({"images": torch.from_numpy(unit * 255)}, str(tmp_path / "s.safetensors"), metadata={"value_range": "0,255"})
+    assert torch.equal(read_samples(tmp_path / "s.safetensors", 1, 28)[0], U8)
+    np.save(tmp_path / "signed.npy", as_float(U8).numpy())  # negative values: only [-1, 1] has them
+    assert torch.equal(read_samples(tmp_path / "signed.npy", 1, 28)[0], U8)
+    with pytest.raises(SamplesError, match=r"lie outside the declared value range \[0, 1\]"):
+        read_samples(tmp_path / "signed.npy", 1, 28, "0,1")
+    np.save(tmp_path / "u8.npy", U8.numpy())
+    with pytest.raises(SamplesError, match="integer pixels are \\[0, 255\\], but the value range 0,1 was declared"):
+        read_samples(tmp_path / "u8.npy", 1, 28, "0,1")

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from ganpipe import losses
+from ganpipe.gan import losses
 
 
 def sig(t: float) -> float:

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from ganpipe import metrics
+from ganpipe.eval import metrics
 
 
 def gaussian(n, mean, std, seed):

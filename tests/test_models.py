@@ -5,7 +5,7 @@ import torch
 
 from ganpipe import config
 from ganpipe.config import ConfigError
-from ganpipe.models import build
+from ganpipe.gan.models import build
 
 
 def model_cfg(default_params, **changes) -> config.ModelConfig:

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from ganpipe import report
+from ganpipe.track import report
 
 
 def runs_frame():

@@ -5,8 +5,9 @@ import subprocess
 import pytest
 import yaml
 
-from ganpipe import config, report
-from ganpipe.reproduce import ReproduceError, Target, compare, expected_mode, from_run, params_from_run
+from ganpipe import config
+from ganpipe.track.reproduce import ReproduceError, Target, check_paths, from_run, params_from_run
+from ganpipe.track.verdict import compare, expected_mode, verdict_table
 
 MACHINE = {"env.torch": "2.14.1", "env.cpu": "AMD EPYC", "env.gpu": "none", "train.device": "cpu"}
 
@@ -32,9 +33,9 @@ def test_identical_everything_passes_and_any_difference_fails_in_exact_mode():
     t = target()
     checks = compare(t, {"generator": "aa"}, {"eval/fid": 20.0, "eval/kid": 0.001, "loss/d": 1.5}, None)
     assert all(c.ok and c.result == "identical" for c in checks)
-    assert report.verdict_table(checks, "run", "exact")[1]
+    assert verdict_table(checks, "run", "exact")[1]
     checks = compare(t, {"generator": "aa"}, {"eval/fid": 20.000001, "eval/kid": 0.001, "loss/d": 1.5}, None)
-    text, ok = report.verdict_table(checks, "run", "exact")
+    text, ok = verdict_table(checks, "run", "exact")
     assert not ok and "NOT REPRODUCED: 1 of 4 checks fail (eval/fid)" in text
     checks = compare(t, {}, {"eval/fid": 20.0, "eval/kid": 0.001}, None)  # an output and a metric went missing
     assert [c.result for c in checks if not c.ok] == ["missing", "missing"]
@@ -47,9 +48,9 @@ def test_tolerance_gates_on_scores_only():
     assert checks["eval/kid"].ok  # near zero: the absolute slack applies
     assert checks["generator"].ok and not checks["generator"].gating and checks["generator"].result == "differs (not required)"
     assert checks["loss/d"].ok and not checks["loss/d"].gating
-    assert report.verdict_table(list(checks.values()), "run", "tol")[1]
+    assert verdict_table(list(checks.values()), "run", "tol")[1]
     (fid,) = [c for c in compare(t, {"generator": "aa"}, {"eval/fid": 25.0}, 0.1) if c.name == "eval/fid"]
-    assert not fid.ok and fid.result == "differs"
+    assert not fid.ok and fid.result == "differs (allowed: within 10%)"
 
 
 def test_exact_only_on_the_same_machine_kind():
@@ -57,7 +58,7 @@ def test_exact_only_on_the_same_machine_kind():
     tolerance, why = expected_mode(target(), {**MACHINE, "train.device": "cuda", "env.gpu": "NVIDIA H200"}, None)
     assert tolerance == 0.1 and "train.device: cpu -> cuda" in why
     assert expected_mode(target(machine=None), MACHINE, None)[0] is None  # not recorded: say so, expect exact
-    assert expected_mode(target(), MACHINE, 0.02) == (0.02, "tolerance 2% as asked")
+    assert expected_mode(target(), MACHINE, 0.02) == (0.02, "tolerance 2% as asked (each score by its kind)")
 
 
 @pytest.fixture
@@ -97,7 +98,7 @@ def test_a_dirty_run_warns_and_unfinished_or_foreign_runs_are_refused(git_repo, 
 
 def test_the_command_exits_non_zero_when_it_does_not_reproduce(tmp_path, default_params, monkeypatch, capsys):
     from ganpipe import cli
-    from ganpipe import reproduce as rep
+    from ganpipe.track import reproduce as rep
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(default_params))
     monkeypatch.chdir(tmp_path)
@@ -112,3 +113,32 @@ def test_the_command_exits_non_zero_when_it_does_not_reproduce(tmp_path, default
     assert '"reproduced": false' in (tmp_path / "r.json").read_text()
     assert cli.main(["reproduce", "x", "--tolerance", "2"]) == 1
     assert "--tolerance must be in [0, 1)" in capsys.readouterr().err
+
+
+def test_tolerance_fits_each_kind_of_score():
+    """A dropped class or nine points of class agreement never pass as "within 10%"; FID a few % off does."""
+    logged = {"eval/classes_covered": 10.0, "eval/class_agreement": 0.98, "eval/is": 9.40, "eval/kl_uniform": 0.0002,
+              "eval/fid": 18.7, "eval/precision": 0.83, "eval/is_split_std": 0.05}
+    t = target(metrics=logged, hashes={})
+
+    def verdicts(**new):
+        return {c.name: c for c in compare(t, {}, {**logged, **new}, 0.1)}
+
+    same_machine_noise = verdicts(**{"eval/fid": 19.3, "eval/is": 9.33, "eval/class_agreement": 0.975,
+                                     "eval/kl_uniform": 0.003, "eval/precision": 0.82, "eval/is_split_std": 0.09})
+    assert all(c.ok for c in same_machine_noise.values()), same_machine_noise
+    assert same_machine_noise["eval/is_split_std"].gating is False  # a spread is shown, not required
+    one_class_dropped = verdicts(**{"eval/classes_covered": 9.0, "eval/is": 8.50, "eval/kl_uniform": 0.105})
+    assert [n for n, c in one_class_dropped.items() if not c.ok] == ["eval/classes_covered", "eval/is",
+                                                                     "eval/kl_uniform"]
+    assert one_class_dropped["eval/classes_covered"].result == "differs (allowed: equal (a count))"
+    nine_points = verdicts(**{"eval/class_agreement": 0.89})["eval/class_agreement"]
+    assert not nine_points.ok and nine_points.result == "differs (allowed: within 2 points)"
+    assert not verdict_table(list(verdicts(**{"eval/class_agreement": 0.89}).values()), "run", "tol")[1]
+
+
+def test_paths_outside_the_worktree_are_refused(default_params):
+    check_paths(default_params)
+    for bad in ("/etc/passwd", "../../outside.json", "models/../../up.json"):
+        with pytest.raises(ReproduceError, match="outside the repository; refusing to reproduce it"):
+            check_paths({**default_params, "paths": {**default_params["paths"], "eval_metrics": bad}})

@@ -10,7 +10,6 @@ import sys
 
 import pytest
 import yaml
-
 from e2e import ROOT, dvc, ganpipe, sh
 
 pytestmark = pytest.mark.slow

@@ -1,41 +1,6 @@
 """Stages called in-process, as DVC calls them: bad input fails cleanly, before work, leaving nothing behind."""
-import importlib.util
-
 import pytest
-import yaml
-
-from conftest import ROOT, merged
-
-
-def stage(name):
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch, tiny_params):
-    monkeypatch.chdir(tmp_path)
-    for var in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV"):
-        monkeypatch.delenv(var, raising=False)
-    params = merged(tiny_params, {"data": {"dataset": "synthetic", "max_images": 300}})
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    return tmp_path
-
-
-def write_params(workdir, **sections):
-    params = yaml.safe_load((workdir / "params.yaml").read_text())
-    (workdir / "params.yaml").write_text(yaml.safe_dump(merged(params, sections)))
-
-
-def runs(workdir):
-    from mlflow.tracking import MlflowClient
-
-    if not (workdir / "mlflow.db").exists():
-        return []
-    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
-    return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+from conftest import ROOT, runs, stage, write_params
 
 
 @pytest.mark.parametrize("section,values,message", [
@@ -72,15 +37,15 @@ def test_unreachable_tracking_server_fails_fast(workdir, capsys, monkeypatch):
 
 
 def test_divergence_marks_the_run_failed_and_writes_nothing(workdir, capsys, monkeypatch):
-    from ganpipe import pipeline
-    from ganpipe.train import DivergenceError
+    from ganpipe.errors import DivergenceError
+    from ganpipe.pipeline import train as train_stage
 
     def diverge(*args, log, **kwargs):
         log(1, {"loss/d": 1.0, "loss/g": 1.0})
         raise DivergenceError("training diverged at epoch 2: loss/d is nan")
 
     assert stage("prepare")([]) == 0
-    monkeypatch.setattr(pipeline, "train", diverge)
+    monkeypatch.setattr(train_stage, "train", diverge)
     assert stage("train")([]) == 1
     assert "training diverged at epoch 2" in capsys.readouterr().err
     assert [r.info.status for r in runs(workdir)] == ["FAILED"]
@@ -106,8 +71,8 @@ def test_tracking_disabled_runs_without_a_store(workdir):
 def test_divergence_keeps_the_last_good_checkpoint(workdir, capsys, monkeypatch):
     import torch
 
-    from ganpipe import resume, train
-    from ganpipe.losses import hinge_d_loss, hinge_g_loss
+    from ganpipe.gan import resume, train
+    from ganpipe.gan.losses import hinge_d_loss, hinge_g_loss
 
     calls = []
 
@@ -174,10 +139,11 @@ def test_ganpipe_evaluate_scores_outside_samples_and_logs_a_run(workdir, capsys)
 
     import numpy as np
 
-    from ganpipe import cli, data
+    from ganpipe import cli
+    from ganpipe.data import prepared
 
     assert stage("prepare")([]) == 0 and stage("train_classifier")([]) == 0
-    real = data.load_split(workdir / "data" / "prepared" / "train.safetensors")
+    real = prepared.load_split(workdir / "data" / "prepared" / "train.safetensors")
     np.savez(workdir / "outside.npz", images=real.images.numpy() / 127.5 - 1, labels=real.labels.numpy())
     capsys.readouterr()
     assert cli.main(["evaluate", "--samples", "outside.npz", "--mlflow", "outside-gan"]) == 0
@@ -204,16 +170,3 @@ def test_ganpipe_evaluate_refuses_bad_samples_and_writes_nothing(workdir, capsys
     err = capsys.readouterr().err
     assert "images have 3 channels, the evaluation classifier takes 1" in err and "Traceback" not in err
     assert not (workdir / "rgb.eval.json").exists() and runs(workdir) == []
-
-
-def test_retraining_an_identical_generator_carries_the_scores_over(workdir):
-    """DVC restores `evaluate` from its run cache when the generator is byte-identical, so `train` copies the
-    twin run's scores: every run that trained a generator ends up with scores."""
-    for name in ("prepare", "train_classifier", "train", "sample", "evaluate"):
-        assert stage(name)([]) == 0, name
-    assert stage("train")([]) == 0  # same params, same bytes; evaluate would be skipped by DVC
-    first, second = sorted(runs(workdir), key=lambda r: r.info.start_time)
-    assert second.data.tags["eval.copied_from_run"] == first.info.run_id
-    assert second.data.tags["eval.classifier_sha256"] == first.data.tags["eval.classifier_sha256"]
-    scores = {k: v for k, v in first.data.metrics.items() if k.startswith(("eval/", "eval_real/"))}
-    assert scores and all(second.data.metrics[k] == v for k, v in scores.items())

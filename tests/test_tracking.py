@@ -2,7 +2,8 @@ import subprocess
 
 import yaml
 
-from ganpipe import config, overrides, tracking
+from ganpipe import config, overrides
+from ganpipe.track import provenance
 
 
 def test_changed_params_compares_typed_values(default_params):
@@ -24,14 +25,14 @@ def test_experiment_tags_name_the_params_changed_from_the_baseline(tmp_path, mon
     changed = {**default_params, "train": {**default_params["train"], "epochs": 3}}
     monkeypatch.setenv("DVC_EXP_NAME", "short-run")
     monkeypatch.setenv("DVC_EXP_BASELINE_REV", baseline)
-    tags = tracking.dvc_tags(config.from_dict(changed), tmp_path)
+    tags = provenance.dvc_tags(config.from_dict(changed), tmp_path)
     assert tags == {"dvc.exp_name": "short-run", "dvc.exp_baseline": baseline,
                     "dvc.params_changed": "train.epochs=3"}
     monkeypatch.setenv("DVC_EXP_BASELINE_REV", "0" * 40)  # a commit this repo does not have
-    assert tracking.dvc_tags(config.from_dict(changed), tmp_path)["dvc.params_changed"].startswith("unknown")
+    assert provenance.dvc_tags(config.from_dict(changed), tmp_path)["dvc.params_changed"].startswith("unknown")
     monkeypatch.delenv("DVC_EXP_NAME")
     monkeypatch.delenv("DVC_EXP_BASELINE_REV")
-    assert tracking.dvc_tags(config.from_dict(changed), tmp_path) == {"dvc.exp_name": "workspace"}
+    assert provenance.dvc_tags(config.from_dict(changed), tmp_path) == {"dvc.exp_name": "workspace"}
 
 
 def test_dirty_means_code_changed_not_params_or_outputs(tmp_path):
@@ -46,6 +47,6 @@ def test_dirty_means_code_changed_not_params_or_outputs(tmp_path):
     head = git("rev-parse", "HEAD").strip()
     (tmp_path / "params.yaml").write_text("b\n")  # as `dvc exp run -S` does; the params are logged in full
     (tmp_path / "metrics.json").unlink()  # an output DVC removes before the stage rewrites it (" D metrics.json")
-    assert tracking.git_tags(tmp_path, ["metrics.json"]) == {"git.commit": head, "git.dirty": "false"}
+    assert provenance.git_tags(tmp_path, ["metrics.json"]) == {"git.commit": head, "git.dirty": "false"}
     (tmp_path / "train.py").write_text("b\n")
-    assert tracking.git_tags(tmp_path, ["metrics.json"])["git.dirty"] == "true"
+    assert provenance.git_tags(tmp_path, ["metrics.json"])["git.dirty"] == "true"

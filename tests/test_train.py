@@ -4,10 +4,11 @@ import math
 import pytest
 import torch
 
-from ganpipe import config, data
+from ganpipe import config
 from ganpipe.config import ConfigError
-from ganpipe.models import build
-from ganpipe.train import DivergenceError, fixed_noise, train
+from ganpipe.data import datasets
+from ganpipe.gan.models import build
+from ganpipe.gan.train import DivergenceError, fixed_noise, train
 
 
 def tiny(tiny_params, **train_changes):
@@ -25,7 +26,7 @@ def run(model_cfg, train_cfg, split, **kwargs):
 def test_same_seed_same_losses_and_weights(tiny_params, loss, precision):
     model_cfg, train_cfg = tiny(tiny_params, loss=loss, precision=precision,
                                 gp_weight=10.0 if loss == "wgan-gp" else 0.0)
-    split = data.synthetic(96)
+    split = datasets.synthetic(96)
     G1, r1 = run(model_cfg, train_cfg, split)
     G2, r2 = run(model_cfg, train_cfg, split)
     assert r1.history == r2.history
@@ -36,13 +37,13 @@ def test_same_seed_same_losses_and_weights(tiny_params, loss, precision):
 def test_callbacks_get_every_epoch(tiny_params):
     model_cfg, train_cfg = tiny(tiny_params)
     logged, grids = [], []
-    G1, r1 = run(model_cfg, train_cfg, data.synthetic(64),
+    G1, r1 = run(model_cfg, train_cfg, datasets.synthetic(64),
                  log=lambda epoch, m: logged.append((epoch, sorted(m))),
                  log_images=lambda epoch, imgs: grids.append((epoch, imgs.shape, imgs.dtype)),
                  grid=fixed_noise(4, model_cfg.z_dim, 0))
     assert logged == [(e, ["d/fake", "d/real", "loss/d", "loss/g"]) for e in (1, 2)]
     assert grids == [(e, (4, 1, 28, 28), torch.uint8) for e in (0, 1, 2)]  # 0: the untrained G
-    G2, r2 = run(model_cfg, train_cfg, data.synthetic(64))  # drawing the grids changes nothing
+    G2, r2 = run(model_cfg, train_cfg, datasets.synthetic(64))  # drawing the grids changes nothing
     assert r1.history == r2.history
     assert all(torch.equal(a, b) for a, b in zip(G1.state_dict().values(), G2.state_dict().values()))
 
@@ -50,7 +51,7 @@ def test_callbacks_get_every_epoch(tiny_params):
 def test_batch_larger_than_the_data_is_refused(tiny_params):
     model_cfg, train_cfg = tiny(tiny_params, batch_size=100)
     with pytest.raises(ConfigError, match="train.batch_size must be at most the 50 training images, got 100"):
-        run(model_cfg, train_cfg, data.synthetic(50))
+        run(model_cfg, train_cfg, datasets.synthetic(50))
 
 
 def test_nan_loss_stops_training(tiny_params):
@@ -59,14 +60,14 @@ def test_nan_loss_stops_training(tiny_params):
     with torch.no_grad():
         next(D.parameters()).fill_(float("nan"))
     with pytest.raises(DivergenceError, match="diverged at epoch 1"):
-        split = data.synthetic(64)
+        split = datasets.synthetic(64)
         train(G, D, split.images, train_cfg, model_cfg.z_dim, labels=split.labels, progress=False)
 
 
 def test_training_moves_d_outputs_apart(tiny_params):
     # a few epochs on easy data: D learns to tell real from fake, so mean D(x) > mean D(G(z))
     model_cfg, train_cfg = tiny(tiny_params, epochs=3)
-    _, result = run(model_cfg, train_cfg, data.synthetic(256))
+    _, result = run(model_cfg, train_cfg, datasets.synthetic(256))
     last = result.history[-1]
     assert last["d/real"] > last["d/fake"]
 
@@ -76,11 +77,11 @@ EVERY_RNG = dict(augment=("translation", "cutout"), r1_weight=1.0, epochs=4)  # 
 
 @pytest.mark.parametrize("changes", [EVERY_RNG, dict(loss="wgan-gp", gp_weight=10.0, d_steps=2, epochs=3)])
 def test_interrupted_training_resumes_to_bitwise_the_same_weights(tiny_params, tmp_path, changes):
-    from ganpipe import resume
+    from ganpipe.gan import resume
 
     tiny_params["model"]["d_dropout"] = 0.2
     model_cfg, train_cfg = tiny(tiny_params, **changes)
-    split = data.synthetic(96)
+    split = datasets.synthetic(96)
     G_full, full = run(model_cfg, train_cfg, split)
 
     def stop_at_last_epoch(epoch, row):
@@ -102,12 +103,12 @@ def test_interrupted_training_resumes_to_bitwise_the_same_weights(tiny_params, t
 
 
 def test_checkpoint_of_other_params_is_ignored(tmp_path, capsys):
-    from ganpipe import resume
+    from ganpipe.gan import resume
 
     resume.save(tmp_path / "c.pt", {"fingerprint": "a", "epoch": 3})
     assert resume.load(tmp_path / "c.pt", "a")["epoch"] == 3
     assert resume.load(tmp_path / "c.pt", "b") is None
-    assert "belongs to other params or data" in capsys.readouterr().out
+    assert "belongs to other params, data or training code" in capsys.readouterr().out
     (tmp_path / "c.pt").write_bytes(b"torn")
     assert resume.load(tmp_path / "c.pt", "a") is None
 
@@ -116,7 +117,7 @@ def test_checkpoint_of_other_params_is_ignored(tmp_path, capsys):
                                      dict(loss="wgan-gp", gp_weight=10.0)])
 def test_stabilisers_are_logged_and_repeatable(tiny_params, changes):
     model_cfg, train_cfg = tiny(tiny_params, **changes)
-    split = data.synthetic(96)
+    split = datasets.synthetic(96)
     (_, a), (_, b) = run(model_cfg, train_cfg, split), run(model_cfg, train_cfg, split)
     assert a.history == b.history
     penalty = {"r1_weight": "penalty/r1", "gp_weight": "penalty/gp"}
@@ -129,14 +130,14 @@ def test_conditional_model_refuses_unlabelled_data(tiny_params):
     assert model_cfg.conditional
     G, D = build(model_cfg, (1, 28, 28), 0)
     with pytest.raises(ConfigError, match="model.conditional needs labelled data"):
-        train(G, D, data.synthetic(64).images, train_cfg, model_cfg.z_dim, labels=None, progress=False)
+        train(G, D, datasets.synthetic(64).images, train_cfg, model_cfg.z_dim, labels=None, progress=False)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a GPU")
 def test_cuda_without_a_gpu_is_refused(tiny_params):
     model_cfg, train_cfg = tiny(tiny_params, device="cuda")
     with pytest.raises(ConfigError, match="train.device is cuda but no CUDA GPU is visible"):
-        run(model_cfg, train_cfg, data.synthetic(64))
+        run(model_cfg, train_cfg, datasets.synthetic(64))
 
 
 @pytest.mark.gpu
@@ -144,7 +145,7 @@ def test_cuda_without_a_gpu_is_refused(tiny_params):
 def test_trains_on_cuda_with_mixed_precision(tiny_params, precision):
     model_cfg, train_cfg = tiny(tiny_params, device="cuda", precision=precision, r1_weight=1.0,
                                 augment=("translation", "cutout"))
-    G, result = run(model_cfg, train_cfg, data.synthetic(96))
+    G, result = run(model_cfg, train_cfg, datasets.synthetic(96))
     assert next(result.generator.parameters()).device.type == "cpu"  # handed back ready to save
     assert all(math.isfinite(v) for row in result.history for v in row.values())
     assert next(G.parameters()).device.type == "cuda"

@@ -11,21 +11,31 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ganpipe.errors import CheckpointError
 from ganpipe.files import atomic
-
-
-class CheckpointError(RuntimeError):
-    """A weights file is missing or corrupt; the message says which stage re-creates it."""
 
 
 def save_module(module: nn.Module, path: Path, kind: str, meta: dict) -> None:
     """Write module's state dict to `path` atomically (temp file + rename: never half-written)."""
     tensors = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
-    # ONE metadata key: safetensors keeps metadata in a Rust HashMap whose order changes between processes,
-    # so two keys would give different bytes for identical weights (and break DVC caching)
-    header = {"ganpipe": json.dumps({"kind": kind, "meta": meta}, sort_keys=True)}
     with atomic(path) as tmp:
-        save_file(tensors, str(tmp), metadata=header)
+        save_file(tensors, str(tmp), metadata=header(kind, meta))
+
+
+def header(kind: str, meta: dict) -> dict[str, str]:
+    """safetensors metadata naming what a file holds. ONE key: safetensors keeps metadata in a Rust HashMap
+    whose order changes between processes, so two keys would give different bytes for identical contents (and
+    break DVC caching)."""
+    return {"ganpipe": json.dumps({"kind": kind, "meta": meta}, sort_keys=True)}
+
+
+def read_header(path: Path, kind: str) -> dict:
+    """The meta that `header` stored; ValueError if the file holds another kind (or none)."""
+    with safe_open(str(path), framework="pt") as f:
+        found = json.loads((f.metadata() or {}).get("ganpipe", "{}"))
+    if found.get("kind") != kind:
+        raise ValueError(f"file holds {found.get('kind')!r} data, expected {kind!r}")
+    return found["meta"]
 
 
 def load_module(path: Path, kind: str, build: Callable[[dict], nn.Module], stage: str) -> tuple[nn.Module, dict]:
@@ -34,11 +44,7 @@ def load_module(path: Path, kind: str, build: Callable[[dict], nn.Module], stage
     if not path.is_file():
         raise CheckpointError(f"{kind} weights {path} not found; run `dvc repro {stage}`")
     try:
-        with safe_open(str(path), framework="pt") as f:
-            header = json.loads((f.metadata() or {})["ganpipe"])
-        if header.get("kind") != kind:
-            raise ValueError(f"file holds {header.get('kind')!r} weights, expected {kind!r}")
-        meta = header["meta"]
+        meta = read_header(path, kind)
         module = build(meta)
         module.load_state_dict(load_file(str(path)))
     except (SafetensorError, ValueError, KeyError, TypeError, RuntimeError, OSError) as exc:

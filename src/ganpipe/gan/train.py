@@ -15,20 +15,19 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ganpipe import devices, resume
-from ganpipe.augment import diff_augment
-from ganpipe.config import ConfigError, TrainConfig
-from ganpipe.data import to_float, to_uint8
-from ganpipe.ema import EMA
-from ganpipe.losses import LOSSES, gradient_penalty, r1_penalty
+from ganpipe.config import TrainConfig
+from ganpipe.data.images import to_float
+from ganpipe.errors import ConfigError, DivergenceError
+from ganpipe.gan import devices, resume
+from ganpipe.gan.augment import diff_augment
+from ganpipe.gan.ema import EMA
+from ganpipe.gan.losses import LOSSES, gradient_penalty, r1_penalty
+from ganpipe.gan.sampling import render
+from ganpipe.sizes import check_batch_fits
 
 LogFn = Callable[[int, dict[str, float]], None]  # (epoch, {"loss/d": ...})
 ImageFn = Callable[[int, torch.Tensor], None]  # (epoch, uint8 [N, C, H, W] fixed-noise samples)
 SaveFn = Callable[[dict], None]  # receives the resume state after an epoch
-
-
-class DivergenceError(RuntimeError):
-    """A loss became NaN or inf; training cannot continue from this state."""
 
 
 @dataclass
@@ -42,8 +41,7 @@ class TrainResult:
 
 def check_fits(cfg: TrainConfig, n_train: int, num_classes: int, conditional: bool) -> None:
     """Refuse what the data cannot support, before any work starts."""
-    if cfg.batch_size > n_train:
-        raise ConfigError(f"train.batch_size must be at most the {n_train} training images, got {cfg.batch_size}")
+    check_batch_fits("train.batch_size", cfg.batch_size, n_train)
     if conditional and num_classes < 2:
         raise ConfigError(f"model.conditional needs labelled data with at least 2 classes, but the data has "
                           f"{num_classes}; set model.conditional: false")
@@ -54,17 +52,6 @@ def fixed_noise(n: int, z_dim: int, seed: int, num_classes: int = 10) -> tuple[t
     Labels cycle through the classes, so a grid with num_classes columns shows one class per column."""
     z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
     return z, torch.arange(n) % num_classes
-
-
-@torch.no_grad()
-def render(G: nn.Module, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-    """G(z, y) in eval mode as uint8 [N, C, H, W] on the CPU; restores G's previous mode."""
-    was_training = G.training
-    G.eval()
-    device = next(G.parameters()).device
-    images = to_uint8(G(z.to(device), None if y is None else y.to(device))).cpu()
-    G.train(was_training)
-    return images
 
 
 def train(

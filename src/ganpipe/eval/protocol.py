@@ -11,11 +11,24 @@ from dataclasses import dataclass
 
 import torch
 
-from ganpipe import metrics
-from ganpipe.classifier import Classifier, features_and_probs
 from ganpipe.config import EvaluateConfig
+from ganpipe.eval import metrics
+from ganpipe.eval.classifier import Classifier, features_and_probs
+from ganpipe.keys import SCORE_PREFIXES
 
 FEATURE_LAYER = "classifier.features (penultimate layer, after ReLU)"
+
+# What kind of number each score is; `ganpipe reproduce --tolerance R` compares each by its kind
+# (track/reproduce.py): counts exactly, shares in absolute points, distances relatively, spreads not at all.
+SCORE_KINDS = {
+    "classes_covered": "count",
+    "precision": "share", "recall": "share", "coverage": "share", "confident_share": "share",
+    "class_agreement": "share",
+    "is": "inception", "is_split_mean": "inception",
+    "fid": "distance", "kid": "distance", "density": "distance",
+    "kl_uniform": "nats",
+    "is_split_std": "spread", "kid_std": "spread",
+}
 
 
 @dataclass(frozen=True)
@@ -128,6 +141,6 @@ def evaluate(clf: Classifier, fake: torch.Tensor, holdout: torch.Tensor, train: 
 def flat_scores(result: dict) -> dict[str, float]:
     """The scalar scores as MLflow metrics: eval/<name> for the samples, eval_real/<name> for the ceiling."""
     out = {}
-    for side, prefix in (("fake", "eval"), ("real", "eval_real")):
-        out |= {f"{prefix}/{k}": float(v) for k, v in result[side].items() if isinstance(v, (int, float))}
+    for side, prefix in zip(("fake", "real"), SCORE_PREFIXES):
+        out |= {f"{prefix}{k}": float(v) for k, v in result[side].items() if isinstance(v, (int, float))}
     return out

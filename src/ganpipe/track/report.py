@@ -5,6 +5,8 @@ import math
 
 import pandas as pd
 
+from ganpipe.keys import EVALUATES_TAG, SCORE_PREFIXES
+
 # (column heading, run column, number format); "%" marks a share of the real-data ceiling
 SCORES = [
     ("IS", "metrics.eval/is", "{:.2f}"),
@@ -66,11 +68,15 @@ def differing_params(runs: pd.DataFrame) -> list[str]:
 
 def comparison(runs: pd.DataFrame, sort_by: str, ascending: bool) -> pd.DataFrame:
     """One row per run: its name, short id, the params that differ, every eval score; sorted by `sort_by`."""
-    scores = sorted(c for c in runs.columns if c.startswith(("metrics.eval/", "metrics.eval_real/")))
-    table = runs[["tags.mlflow.runName", "run_id", *differing_params(runs), *scores]].copy()
+    scores = sorted(c for c in runs.columns if c.startswith(tuple(f"metrics.{p}" for p in SCORE_PREFIXES)))
+    table = runs[["tags.mlflow.runName", "run_id"]].copy()
     table["run_id"] = table["run_id"].str[:8]
-    table.columns = ["run", "id", *[c.removeprefix("params.") for c in table.columns[2:]]]
-    table.columns = [c.removeprefix("metrics.") for c in table.columns]
+    table.columns = ["run", "id"]
+    link = f"tags.{EVALUATES_TAG}"
+    if link in runs and runs[link].notna().any():  # an evaluation run names the training run it scored
+        table["evaluates"] = runs[link].fillna("").str[:8]
+    table = pd.concat([table, runs[[*differing_params(runs), *scores]]], axis=1)
+    table.columns = [c.removeprefix("params.").removeprefix("metrics.") for c in table.columns]
     if sort_by not in table.columns:
         raise KeyError(f"cannot sort by {sort_by!r}; columns: {list(table.columns)}")
     return table.sort_values(sort_by, ascending=ascending, na_position="last").reset_index(drop=True)
@@ -102,22 +108,3 @@ def plot_comparison(table: pd.DataFrame, metrics: list[str], curves: dict[str, d
     fig.tight_layout()
     fig.savefig(path, dpi=100, metadata={"Software": None})  # no version string: same data, same bytes
     plt.close(fig)
-
-
-def verdict_table(checks: list, label: str, mode: str) -> tuple[str, bool]:
-    """`ganpipe reproduce`'s report: one row per check (hashes shortened, numbers to 10 digits) and a verdict
-    line; True when every gating check passed."""
-    def show(value: object) -> str:
-        if value is None:
-            return "-"
-        return f"{value:.10g}" if isinstance(value, float) else str(value)[:16]
-
-    rows = pd.DataFrame([(c.name, show(c.logged), show(c.reproduced), c.result) for c in checks],
-                        columns=["check", "logged", "reproduced", "result"])
-    gating = [c for c in checks if c.gating]
-    failed = [c for c in gating if not c.ok]
-    ok = bool(gating) and not failed
-    verdict = (f"REPRODUCED: {len(gating)} checks pass" if ok else
-               f"NOT REPRODUCED: {len(failed)} of {len(gating)} checks fail ({', '.join(c.name for c in failed[:5])})"
-               if gating else "NOT REPRODUCED: nothing was recorded to compare with")
-    return f"{label}\nexpected: {mode}\n\n{rows.to_markdown(index=False)}\n\n{verdict}", ok

@@ -39,7 +39,7 @@ def load(path: Path, expected_fingerprint: str) -> dict | None:
         print(f"note: ignoring unreadable checkpoint {path} ({type(exc).__name__}); training from scratch")
         return None
     if state.get("format") != FORMAT or state.get("fingerprint") != expected_fingerprint:
-        print(f"note: checkpoint {path} belongs to other params or data; training from scratch")
+        print(f"note: checkpoint {path} belongs to other params, data or training code; training from scratch")
         return None
     return state
 

@@ -5,7 +5,7 @@ import contextlib
 
 import torch
 
-from ganpipe.config import ConfigError
+from ganpipe.errors import ConfigError
 
 
 def resolve(name: str) -> torch.device:
@@ -28,17 +28,5 @@ def generator(device: torch.device, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
-def machine(device: torch.device) -> dict[str, str]:
-    """What makes results bitwise repeatable besides the code and params (which carry the thread count): the
-    torch build and the processor that ran the math. `ganpipe reproduce` expects identical bytes only when
-    these match, and falls back to a tolerance otherwise."""
-    import platform
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "none"
-    return {"env.torch": torch.__version__, "env.cpu": cpu, "env.gpu": gpu}
+def gpu_name(device: torch.device) -> str | None:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else None

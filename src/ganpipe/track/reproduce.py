@@ -27,14 +27,12 @@ from typing import Any
 
 import yaml
 
+from ganpipe.errors import ConfigError, ReproduceError, TrackingError
+from ganpipe.keys import CLASSIFIER_TAG, DATA_TAG, GENERATOR_TAG, SCORE_PREFIXES
+from ganpipe.track.verdict import Check, compare, expected_mode
+
 TRAIN_KEYS = ("loss/d", "loss/g", "d/real", "d/fake")  # the final epoch's values (train.json, MLflow history)
 RUN_ID = re.compile(r"[0-9a-f]{32}")
-DEFAULT_TOLERANCE = 0.1  # relative, for scores across machine kinds; see the README's reproduce section
-ATOL = 0.01  # absolute slack for scores that sit near zero (KID, KL)
-
-
-class ReproduceError(RuntimeError):
-    """The target cannot be reproduced as asked; the message says why and what to do."""
 
 
 @dataclasses.dataclass
@@ -46,16 +44,6 @@ class Target:
     metrics: dict[str, float]   # expected: metric name -> value
     machine: dict[str, str] | None  # env.* tags and train.device of the run; None: not recorded
     dirty: bool = False
-
-
-@dataclasses.dataclass
-class Check:
-    name: str
-    logged: Any
-    reproduced: Any
-    result: str   # identical | within N% | differs | missing | differs (not required)
-    ok: bool
-    gating: bool  # does it decide the verdict?
 
 
 def git(root: Path, *args: str, check: bool = True) -> str:
@@ -93,8 +81,11 @@ def _exp_ref(root: Path, name: str) -> str | None:
 
 def resolve(target: str, root: Path, tracking_cfg: Any) -> Target:
     """Run id, then git commit/ref, then DVC experiment ref, then MLflow runs named after a DVC experiment."""
-    from ganpipe import tracking
+    from ganpipe.track import tracking
 
+    if not target.strip() or target.startswith("-") or any(c in target for c in "\n\r\0"):
+        raise ReproduceError(f"{target!r} is not a run id, commit or experiment name (it must not be empty, start "
+                             f"with '-' or hold line breaks)")
     if RUN_ID.fullmatch(target):
         return from_run(tracking.get_run(target), root)
     commit = git(root, "rev-parse", "--verify", "--quiet", f"{target}^{{commit}}", check=False)
@@ -104,10 +95,10 @@ def resolve(target: str, root: Path, tracking_cfg: Any) -> Target:
     if ref:
         return from_commit(root, git(root, "rev-parse", ref), f"DVC experiment {target}")
     try:
-        runs = tracking.select_runs(tracking_cfg, {"dvc.exp_name": target})
+        runs = tracking.select_runs(tracking_cfg, {"dvc.exp_name": target})  # quotes in `target` are safe here
         runs = runs[runs["status"] == "FINISHED"] if not runs.empty else runs
         store = ""
-    except tracking.TrackingError as exc:
+    except (TrackingError, ConfigError) as exc:
         runs, store = None, f" (MLflow: {exc})"
     if runs is not None and not runs.empty:
         return from_run(tracking.get_run(runs["run_id"].iloc[0]), root)
@@ -116,12 +107,13 @@ def resolve(target: str, root: Path, tracking_cfg: Any) -> Target:
 
 
 def from_run(run: dict, root: Path) -> Target:
-    from ganpipe.tracking import GENERATOR_TAG
-
     label = f"MLflow run {run['run_id']} ({run['name']})"
     if run["status"] != "FINISHED":
         raise ReproduceError(f"{label} is {run['status']}: only finished runs have results to reproduce")
     tags = run["tags"]
+    if tags.get("ganpipe.source") == "external":
+        raise ReproduceError(f"{label} scored samples made outside this pipeline (`ganpipe evaluate --samples`): "
+                             f"there is no pipeline run to rebuild")
     commit = tags.get("git.commit", "unknown")
     if commit == "unknown":
         raise ReproduceError(f"{label} has no git.commit tag: it was not made by this pipeline inside a git repo")
@@ -129,9 +121,9 @@ def from_run(run: dict, root: Path) -> Target:
         raise ReproduceError(f"{label} was made at commit {commit[:12]}, which this repository does not have; "
                              f"fetch it (`git fetch --all`, or from the collaborator who made the run) and retry")
     base = yaml.safe_load(git(root, "show", f"{commit}:params.yaml"))
-    hashes = {"data (prepared sha256)": tags.get("data.sha256"), "classifier": tags.get("eval.classifier_sha256"),
+    hashes = {"data (prepared sha256)": tags.get(DATA_TAG), "classifier": tags.get(CLASSIFIER_TAG),
               "generator": tags.get(GENERATOR_TAG)}
-    metrics = {k: v for k, v in run["metrics"].items() if k.startswith(("eval/", "eval_real/")) or k in TRAIN_KEYS}
+    metrics = {k: v for k, v in run["metrics"].items() if k.startswith(SCORE_PREFIXES) or k in TRAIN_KEYS}
     machine = {k: v for k, v in tags.items() if k.startswith("env.") or k == "train.device"}
     if tags.get("git.dirty") == "true":
         print(f"warning: {label} was made from a working tree with uncommitted changes (git.dirty=true): its "
@@ -148,7 +140,7 @@ def _lock_outs(lock_text: str) -> dict[str, str]:
 
 def _metrics_files(read: Any, paths: dict) -> dict[str, float]:
     """eval/*, eval_real/* and the final losses from the metrics JSON files; `read(path)` returns text or ''."""
-    from ganpipe.evaluation import flat_scores
+    from ganpipe.eval.protocol import flat_scores
 
     out: dict[str, float] = {}
     if text := read(paths["eval_metrics"]):
@@ -183,54 +175,28 @@ def observe(tree: Path, target: Target) -> tuple[dict[str, str], dict[str, float
     return hashes, _metrics_files(read, paths)
 
 
-def compare(target: Target, hashes: dict[str, str], metrics: dict[str, float], tolerance: float | None) -> list[Check]:
-    """One Check per expected hash and metric. tolerance None: everything must be identical. Otherwise the
-    eval scores must agree within it (relative, plus ATOL), and hashes and losses are shown but do not gate."""
-    checks = []
-    for name, logged in target.hashes.items():
-        new = hashes.get(name)
-        same = new == logged
-        result = "identical" if same else "missing" if new is None else "differs"
-        gating = tolerance is None or new is None
-        checks.append(Check(name, logged, new, result if same or gating else "differs (not required)",
-                            same or not gating, gating))
-    for name, logged in sorted(target.metrics.items()):
-        new = metrics.get(name)
-        if new is None:
-            checks.append(Check(name, logged, None, "missing", False, True))
-        elif new == logged:
-            checks.append(Check(name, logged, new, "identical", True, True))
-        elif tolerance is None:
-            checks.append(Check(name, logged, new, "differs", False, True))
-        else:
-            gating = name.startswith(("eval/", "eval_real/"))
-            close = abs(new - logged) <= tolerance * max(abs(new), abs(logged)) + ATOL
-            result = f"within {tolerance:.0%}" if close else "differs" if gating else "differs (not required)"
-            checks.append(Check(name, logged, new, result, close or not gating, gating))
-    return checks
-
-
-def expected_mode(target: Target, local: dict[str, str], tolerance: float | None) -> tuple[float | None, str]:
-    """(tolerance to use, why): exact when the logged machine matches this one or was not recorded."""
-    if tolerance is not None:
-        return tolerance, f"tolerance {tolerance:.0%} as asked"
-    if target.machine is None:
-        return None, "exact (the machine that made it was not recorded; pass --tolerance if it was another kind)"
-    differ = [f"{k}: {target.machine.get(k)} -> {v}" for k, v in local.items() if target.machine.get(k) != v]
-    if differ:
-        return DEFAULT_TOLERANCE, f"tolerance {DEFAULT_TOLERANCE:.0%}: another machine kind ({'; '.join(differ)})"
-    return None, "exact: same torch build, processor and device, same params (thread count included)"
+def check_paths(params: Any) -> None:
+    """Refuse params whose `paths` are absolute or leave the repository: a logged run could otherwise make the
+    reproduction read or overwrite files outside its temporary worktree."""
+    paths = params.get("paths") if isinstance(params, dict) else None
+    if not isinstance(paths, dict):
+        raise ReproduceError("the target's params have no `paths` section; it was not made by this pipeline")
+    for key, value in paths.items():
+        norm = os.path.normpath(str(value))
+        if not isinstance(value, str) or os.path.isabs(value) or norm == ".." or norm.startswith(".." + os.sep):
+            raise ReproduceError(f"the target's paths.{key} is {value!r}, which is outside the repository; "
+                                 f"refusing to reproduce it (only relative paths inside the repository are allowed)")
 
 
 def _local_machine(params: dict) -> dict[str, str]:
-    from ganpipe import devices
-    from ganpipe.config import ConfigError
+    from ganpipe.gan import devices
+    from ganpipe.track.provenance import machine
 
     try:
         device = devices.resolve(params["train"]["device"])
-    except ConfigError as exc:
+    except (ConfigError, KeyError, TypeError) as exc:
         raise ReproduceError(f"cannot reproduce here: {exc}") from None
-    return {**devices.machine(device), "train.device": device.type}
+    return machine(device.type, devices.gpu_name(device))
 
 
 def _run_logged(cmd: list[str], cwd: Path, env: dict, log: Path) -> int:
@@ -248,6 +214,7 @@ def reproduce(root: Path, target: Target, tolerance: float | None, keep: bool) -
     target's params, run `dvc repro --force` there with that commit's code and a scratch MLflow store, and
     compare. The worktree is removed afterwards unless `keep`, or the pipeline failed (kept to inspect)."""
     params = target.params or yaml.safe_load(git(root, "show", f"{target.commit}:params.yaml"))
+    check_paths(params)
     tolerance, mode = expected_mode(target, _local_machine(params), tolerance)
     base = Path(tempfile.mkdtemp(prefix="ganpipe-reproduce-"))
     tree, log = base / "worktree", base / "dvc_repro.log"

@@ -1,4 +1,4 @@
-"""Generator files and sample generation: N samples from a fixed seed, written as uint8."""
+"""Generator files and drawing from a generator: uint8 images from G, N samples from a fixed seed."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,14 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
 from ganpipe import checkpoint
-from ganpipe.config import ConfigError, ModelConfig
-from ganpipe.files import atomic
-from ganpipe.models import build_generator
-from ganpipe.train import render
+from ganpipe.config import ModelConfig
+from ganpipe.data.images import to_uint8
+from ganpipe.errors import ConfigError
+from ganpipe.gan.models import build_generator
 
 
 def save_generator(G: nn.Module, path: Path, model_cfg: ModelConfig, shape: tuple[int, int, int],
@@ -33,13 +32,25 @@ class Generator:
     net: nn.Module
     model: ModelConfig
     num_classes: int
+    shape: tuple[int, int, int]  # (C, H, W) of the images it draws
 
 
 def load_generator(path: Path) -> Generator:
     """The generator in eval mode and the ModelConfig it was trained with (read from the file itself)."""
     build = lambda meta: build_generator(_model_cfg(meta), tuple(meta["shape"]), meta["num_classes"])  # noqa: E731
     G, meta = checkpoint.load_module(path, "generator", build, stage="train")
-    return Generator(G, _model_cfg(meta), meta["num_classes"])
+    return Generator(G, _model_cfg(meta), meta["num_classes"], tuple(meta["shape"]))
+
+
+@torch.no_grad()
+def render(G: nn.Module, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    """G(z, y) in eval mode as uint8 [N, C, H, W] on the CPU; restores G's previous mode."""
+    was_training = G.training
+    G.eval()
+    device = next(G.parameters()).device
+    images = to_uint8(G(z.to(device), None if y is None else y.to(device))).cpu()
+    G.train(was_training)
+    return images
 
 
 def requested_labels(n: int, classes: tuple[int, ...] | None, gen: Generator) -> torch.Tensor | None:
@@ -60,23 +71,3 @@ def generate(G: nn.Module, n: int, z_dim: int, seed: int, batch_size: int,
     z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
     return torch.cat([render(G, z[i : i + batch_size], None if labels is None else labels[i : i + batch_size])
                       for i in range(0, n, batch_size)])
-
-
-def save_samples(images: torch.Tensor, path: Path, labels: torch.Tensor | None = None) -> None:
-    """uint8 images, plus the requested class of each when the generator is conditional."""
-    tensors = {"images": images.contiguous()}
-    if labels is not None:
-        tensors["labels"] = labels.contiguous()
-    with atomic(path) as tmp:
-        save_file(tensors, str(tmp))
-
-
-def load_samples(path: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(images, requested labels or None)."""
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise checkpoint.CheckpointError(f"samples {path} not found; run `dvc repro sample`")
-    tensors = load_file(str(path))
-    return tensors["images"], tensors.get("labels")

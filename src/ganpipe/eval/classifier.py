@@ -14,13 +14,16 @@ from tqdm import tqdm
 
 from ganpipe.checkpoint import load_module, save_module
 from ganpipe.config import ClassifierConfig
-from ganpipe.data import Split, to_float
+from ganpipe.data.images import to_float
+from ganpipe.data.split import Split
+from ganpipe.sizes import check_batch_fits
 
 
 class Classifier(nn.Module):
     def __init__(self, in_channels: int, size: int, num_classes: int, feature_dim: int):
         super().__init__()
         self.hparams = dict(in_channels=in_channels, size=size, num_classes=num_classes, feature_dim=feature_dim)
+        self.trained_with: dict[str, str] = {}  # classifier.* params, as logged (set by `load`)
         self.conv = nn.Sequential(
             nn.Conv2d(in_channels, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
             nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
@@ -45,6 +48,7 @@ def _shift(x: torch.Tensor, max_shift: int, g: torch.Generator) -> torch.Tensor:
 
 
 def train_classifier(train: Split, cfg: ClassifierConfig, num_classes: int, progress: bool = True) -> Classifier:
+    check_batch_fits("classifier.batch_size", cfg.batch_size, len(train.labels))
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     c, h, _ = train.images.shape[1:]
@@ -90,10 +94,14 @@ def accuracy(model: Classifier, data: Split, batch_size: int = 500) -> float:
     return (probs.argmax(1) == data.labels).double().mean().item()
 
 
-def save(model: Classifier, path: Path) -> None:
-    save_module(model, path, "classifier", model.hparams)
+def save(model: Classifier, path: Path, params: dict[str, str]) -> None:
+    """The weights, what rebuilds the network, and the classifier.* params it was trained with (as MLflow logs
+    them): an evaluation reads its classifier's params from this file, not from params.yaml."""
+    save_module(model, path, "classifier", {"hparams": model.hparams, "params": params})
 
 
 def load(path: Path) -> Classifier:
-    model, _ = load_module(path, "classifier", lambda meta: Classifier(**meta), stage="train_classifier")
+    """The classifier in eval mode; `.trained_with` holds the classifier.* params it was trained with."""
+    model, meta = load_module(path, "classifier", lambda meta: Classifier(**meta["hparams"]), stage="train_classifier")
+    model.trained_with = dict(meta["params"])
     return model

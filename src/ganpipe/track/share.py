@@ -11,10 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-
-class ShareError(RuntimeError):
-    """The DVC remote cannot be used as asked; the message says how to fix it."""
-
+from ganpipe.errors import ShareError
 
 ADD_REMOTE = ("`dvc remote add -d storage s3://my-bucket/ganpipe` (S3, needs `pip install dvc-s3`) or "
               "`dvc remote add -d storage /mnt/shared/ganpipe` (a shared folder); commit .dvc/config to share it")

@@ -1,4 +1,5 @@
-"""Image grids as uint8 arrays and deterministic PNG files (same pixels -> same bytes, so DVC caches them)."""
+"""Pixel conversions (uint8 <-> the GAN range [-1, 1]), image grids as uint8 arrays, and deterministic PNG files
+(same pixels -> same bytes, so DVC caches them)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +7,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float32 [-1, 1], as the seed does (x / 127.5 - 1)."""
+    return images.float() / 127.5 - 1.0
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] -> uint8 [0, 255], rounding to nearest."""
+    return ((images.float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
 
 
 def make_grid(images: torch.Tensor, nrow: int, pad: int = 2) -> np.ndarray:

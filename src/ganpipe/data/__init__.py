@@ -1,0 +1,1 @@
+"""Images in and out: dataset sources, held-out splits, the prepared folder, pixel conversions, sample files."""

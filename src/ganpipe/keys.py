@@ -1,0 +1,11 @@
+"""Names shared by the pipeline, tracking, reproduce and reports, written once: the MLflow tags that say where a
+run's numbers came from, and the prefixes of the score metrics (eval/* for samples, eval_real/* for the ceiling)."""
+
+GENERATOR_TAG = "ganpipe.generator_sha256"  # the generator file a training run wrote (and an evaluation scored)
+DATA_TAG = "data.sha256"  # content hash of the prepared data
+KIND_TAG = "ganpipe.run_kind"  # "training" or "evaluation"; runs from before this tag are training runs
+EVALUATES_TAG = "ganpipe.evaluates_run"  # an evaluation run: the training run whose generator it scored
+PROVENANCE_TAG = "eval.provenance"  # the key of the evaluation whose scores a run holds (eval/identity.py)
+CLASSIFIER_TAG = "eval.classifier_sha256"
+SAMPLES_TAG = "samples.sha256"  # samples made elsewhere (`ganpipe evaluate --samples`)
+SCORE_PREFIXES = ("eval/", "eval_real/")  # metric names of the samples' scores and of the real-data ceiling

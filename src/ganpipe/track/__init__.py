@@ -1,0 +1,1 @@
+"""Records of runs: MLflow (the only mlflow importer), git/DVC provenance, reproduce, share, reports."""

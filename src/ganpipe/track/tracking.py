@@ -1,0 +1,309 @@
+"""The MLflow adapter (with generator_model.py, the only code that imports mlflow): opens runs, logs the
+pipeline's plain numbers, images and files, and finds runs again.
+
+Store: $MLFLOW_TRACKING_URI if set, else sqlite:///<root>/mlflow.db with artifacts in <root>/mlruns, where
+<root> is $DVC_ROOT (DVC sets it to the real repository root even when `dvc exp run --temp/--queue` runs the
+stage in a temporary copy) or else the current directory. So every run lands in the one store.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from ganpipe.config import TrackingConfig
+from ganpipe.errors import ConfigError, TrackingError
+
+# MLflow 3 opens an experiment without a kind in its GenAI view (traces, prompts); this kind opens the
+# "Model training" view, where runs, their metrics and image charts are.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
+def project_root() -> Path:
+    return Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
+class NullRun:
+    """Tracking switched off: every call is accepted and dropped."""
+
+    run_id: str | None = None
+    seconds = 0.0  # time spent inside tracking calls
+
+    def log_metrics(self, step: int, metrics: dict[str, float]) -> None: ...
+    def log_image(self, step: int, key: str, image: np.ndarray) -> None: ...
+    def log_artifact(self, path: Path, folder: str | None = None) -> None: ...
+    def log_generator(self, weights: Path, shape: tuple[int, ...]) -> None: ...
+    def set_tags(self, tags: dict[str, str]) -> None: ...
+
+
+class MlflowRun(NullRun):
+    """An active MLflow run; every call is timed so the overhead of tracking can be reported."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        self.seconds = 0.0
+
+    @contextlib.contextmanager
+    def _timed(self) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        import mlflow
+
+        with self._timed():
+            mlflow.log_metrics(metrics, step=step)
+
+    def log_image(self, step: int, key: str, image: np.ndarray) -> None:
+        import mlflow
+
+        with self._timed():
+            mlflow.log_image(image, key=key, step=step)  # keyed + stepped: the UI compares them across runs
+
+    def log_artifact(self, path: Path, folder: str | None = None) -> None:
+        import mlflow
+
+        with self._timed():
+            mlflow.log_artifact(str(path), artifact_path=folder)
+
+    def log_generator(self, weights: Path, shape: tuple[int, ...]) -> None:
+        """The generator as a pyfunc model from code (see generator_model.py): its safetensors weights, the
+        ganpipe package as code, nothing pickled."""
+        import mlflow.pyfunc
+        import torch
+        from mlflow.models import ModelSignature
+        from mlflow.types import ColSpec, Schema, TensorSpec
+
+        import ganpipe
+
+        signature = ModelSignature(Schema([ColSpec("long", "seed"), ColSpec("long", "label", required=False)]),
+                                   Schema([TensorSpec(np.dtype(np.uint8), (-1, *shape))]))
+        with self._timed(), warnings.catch_warnings(), tempfile.TemporaryDirectory() as tmp:
+            # an input example would make MLflow load and run the model while logging it; the signature is given
+            warnings.filterwarnings("ignore", message=".*input example was not provided.*")
+            code = Path(tmp) / "ganpipe"  # the package's sources only, no __pycache__
+            shutil.copytree(Path(ganpipe.__file__).parent, code, ignore=shutil.ignore_patterns("__pycache__"))
+            # explicit requirements: inferring them would import-scan the environment (slow, and no gain)
+            mlflow.pyfunc.log_model(
+                name="generator", python_model=str(Path(__file__).with_name("generator_model.py")),
+                artifacts={"generator": str(weights)}, code_paths=[str(code)], signature=signature,
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "safetensors", "pandas"])
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        import mlflow
+
+        with self._timed():
+            mlflow.set_tags(tags)
+
+
+def _connect(cfg: TrackingConfig, create: bool = True) -> str:
+    """Point mlflow at the store and the experiment (created, and given its kind, when missing); fail fast with
+    a clear message if the store is unreachable. With create=False a missing experiment is an error that lists
+    the experiments the store has. Returns the experiment id."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    uri = _fail_fast_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        experiment = mlflow.get_experiment_by_name(cfg.experiment)
+        if experiment is None:
+            if not create:
+                names = [e.name for e in mlflow.search_experiments()]
+                raise TrackingError(f"no MLflow experiment named {cfg.experiment!r} in {uri}; it has {names}")
+            artifacts = None if "://" in uri and not uri.startswith("sqlite") else (project_root() / "mlruns").as_uri()
+            mlflow.create_experiment(cfg.experiment, artifact_location=artifacts, tags=dict([EXPERIMENT_KIND]))
+            experiment = mlflow.get_experiment_by_name(cfg.experiment)
+        elif experiment.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:  # made before, or by someone else
+            mlflow.MlflowClient(uri).set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND)
+        mlflow.set_experiment(experiment_id=experiment.experiment_id)
+    except (MlflowException, OSError, ConnectionError) as exc:
+        raise _store_error(exc) from None
+    return experiment.experiment_id
+
+
+def _fail_fast_uri() -> str:
+    # a server that is down should fail in seconds, not after mlflow's minutes of retries
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    return tracking_uri()
+
+
+def _store_error(exc: BaseException) -> TrackingError:
+    return TrackingError(
+        f"cannot use the MLflow tracking store {tracking_uri()} ({type(exc).__name__}: {str(exc)[:300]}). Fix: "
+        f"start the server, unset MLFLOW_TRACKING_URI to use the local sqlite store, or set tracking.enabled: false")
+
+
+def connect(cfg: TrackingConfig) -> None:
+    """Reach the store now (a stage calls this before its expensive work, so a store that is down fails fast)."""
+    if cfg.enabled:
+        _connect(cfg)
+
+
+@contextlib.contextmanager
+def start_run(cfg: TrackingConfig, run_name: str | None = None, run_id: str | None = None,
+              params: dict[str, str] | None = None, tags: dict[str, str] | None = None) -> Iterator[NullRun]:
+    """Open a new run (or continue `run_id`, a resumed training); it ends FINISHED, KILLED after Ctrl-C or
+    SIGTERM, FAILED after any other error. `params` are strings, as config.as_logged makes them."""
+    if not cfg.enabled:
+        yield NullRun()
+        return
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    _connect(cfg)
+    active = None
+    if run_id:
+        try:
+            active = mlflow.start_run(run_id=run_id)
+        except MlflowException:
+            print(f"note: MLflow run {run_id} is gone from {tracking_uri()}; logging to a new run")
+    if active is None:
+        active = mlflow.start_run(run_name=run_name)
+    run = MlflowRun(active.info.run_id)
+    try:
+        with run._timed():
+            if params:
+                mlflow.log_params(params)
+            if tags:
+                mlflow.set_tags(tags)
+        yield run
+    except KeyboardInterrupt:
+        mlflow.end_run(status="KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    mlflow.end_run(status="FINISHED")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """One run as plain data (metrics: the value at the highest step)."""
+
+    run_id: str
+    name: str
+    status: str
+    params: dict[str, str]
+    tags: dict[str, str]
+    metrics: dict[str, float]
+
+
+def _record(run: Any) -> RunRecord:
+    return RunRecord(run.info.run_id, run.info.run_name, run.info.status, dict(run.data.params),
+                     dict(run.data.tags), dict(run.data.metrics))
+
+
+def tag_clause(key: str, value: str) -> str:
+    """An MLflow filter clause `tags.key = value` for any key and value it can express; ConfigError otherwise
+    (MLflow's filter language has no escape: a value is quoted with the quote character it does not hold)."""
+    if "`" in key or not key:
+        raise ConfigError(f"cannot filter MLflow runs by tag {key!r}: a tag name must not be empty or hold a backtick")
+    quote = "'" if "'" not in value else '"'
+    if quote in value:
+        raise ConfigError(f"cannot filter MLflow runs by {key}={value!r}: MLflow's filter language cannot hold a "
+                          f"value with both ' and \"")
+    return f"tags.`{key}` = {quote}{value}{quote}"
+
+
+def find_runs(cfg: TrackingConfig, tags: dict[str, str], finished: bool = True) -> list[RunRecord]:
+    """Runs of the experiment with all of `tags` (finished ones only, by default), newest first."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    experiment_id = _connect(cfg)
+    clauses = [tag_clause(k, v) for k, v in tags.items()] + ["attributes.status = 'FINISHED'"] * finished
+    try:
+        runs = MlflowClient(tracking_uri()).search_runs([experiment_id], " AND ".join(clauses), max_results=1000,
+                                                        order_by=["attributes.start_time DESC"])
+    except (MlflowException, OSError, ConnectionError) as exc:
+        raise _store_error(exc) from None
+    return [_record(r) for r in runs]
+
+
+def log_to_run(run_id: str, metrics: dict[str, float], files: list[tuple[Path, str]], tags: dict[str, str]) -> None:
+    """Add files (path, artifact folder), then metrics (step 0), then tags to an existing run through the client
+    API: the run is never re-opened, so its status (a FINISHED training) cannot change, whatever fails here.
+    In that order, a run that has the metrics also has the files."""
+    from mlflow.entities import Metric, RunTag
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri())
+    now = int(time.time() * 1000)
+    try:
+        for path, folder in files:
+            client.log_artifact(run_id, str(path), folder)
+        client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+    except (MlflowException, OSError, ConnectionError) as exc:
+        raise _store_error(exc) from None
+
+
+def search_runs(cfg: TrackingConfig, filter_string: str = "") -> "Any":
+    """The experiment's runs as a pandas DataFrame (mlflow.search_runs: params.*, metrics.*, tags.* columns)."""
+    import mlflow
+
+    _connect(cfg, create=False)
+    return mlflow.search_runs(experiment_names=[cfg.experiment], filter_string=filter_string,
+                              order_by=["attributes.start_time DESC"])
+
+
+def select_runs(cfg: TrackingConfig, tags: dict[str, str] | None = None, run_ids: list[str] | None = None) -> "Any":
+    """Runs of the experiment with all of `tags` (and among `run_ids`, when given); an unknown id is an error."""
+    clauses = [tag_clause(k, v) for k, v in (tags or {}).items()]
+    bad = [r for r in run_ids or [] if not (len(r) == 32 and all(c in "0123456789abcdef" for c in r))]
+    if bad:
+        raise ConfigError(f"{bad[0]!r} is not an MLflow run id (32 hex digits); `ganpipe compare` lists them")
+    if run_ids:
+        clauses.append("attributes.run_id IN (" + ", ".join(f"'{r}'" for r in run_ids) + ")")
+    runs = search_runs(cfg, " AND ".join(clauses))
+    missing = sorted(set(run_ids or []) - set(runs["run_id"] if not runs.empty else []))
+    if missing:
+        raise TrackingError(f"no run {missing[0]!r} in experiment {cfg.experiment!r} of {tracking_uri()} "
+                            f"(with tags {tags or {}}); list runs with `ganpipe compare`")
+    return runs
+
+
+def get_run(run_id: str) -> dict[str, Any]:
+    """One run by id, as plain data: {'run_id', 'name', 'status', 'experiment', 'params', 'tags', 'metrics'}
+    (metrics: the value at the highest step). An unknown id is a TrackingError."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(_fail_fast_uri())
+    try:
+        run = client.get_run(run_id)
+        experiment = client.get_experiment(run.info.experiment_id).name
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise _store_error(exc) from None
+        raise TrackingError(f"no MLflow run {run_id!r} in {tracking_uri()}; find run ids with `ganpipe compare` "
+                            f"or in the MLflow UI (set MLFLOW_TRACKING_URI if the run is in another store)") from None
+    except (OSError, ConnectionError) as exc:
+        raise _store_error(exc) from None
+    return {**dataclasses.asdict(_record(run)), "experiment": experiment}
+
+
+def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:
+    """(step, value) of every logged value of one metric, by step."""
+    from mlflow.tracking import MlflowClient
+
+    history = MlflowClient(tracking_uri()).get_metric_history(run_id, key)
+    return sorted((m.step, m.value) for m in history)

@@ -1,0 +1,80 @@
+"""Strict construction of frozen dataclasses from parsed YAML: every key known, none missing, each value of
+its annotated type (with the coercions YAML makes necessary), or a ConfigError that names the key path."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from typing import Any
+
+from ganpipe.errors import ConfigError
+
+
+def check_keys(mapping: dict, where: str) -> None:
+    """YAML allows any scalar as a key (`1: x`, `true: y`); params are names, so anything else is refused here,
+    before set operations on mixed key types could fail."""
+    bad = [k for k in mapping if not isinstance(k, str)]
+    if bad:
+        raise ConfigError(f"{where} has a key that is not a name: {bad[0]!r}; keys must be plain words such as "
+                          f"`epochs` (quote it if it really is a name)")
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check `value` against the type hint; accept '2e-4' for floats (PyYAML reads it as a string)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], key)
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{key} must be a list of {len(args)} values, got {value!r}")
+        return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            result = float(value)
+        elif isinstance(value, str):
+            try:
+                result = float(value)
+            except ValueError:
+                raise ConfigError(f"{key} must be a number (e.g. 2e-4), got {value!r}") from None
+        else:
+            raise ConfigError(f"{key} must be a number (e.g. 2e-4), got {value!r}")
+        if not math.isfinite(result):
+            raise ConfigError(f"{key} must be a finite number, got {value!r}")
+        return result
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key} must be a string, got {value!r}")
+    raise AssertionError(f"unsupported type hint {hint!r} for {key}")
+
+
+def build_dataclass(cls: type, data: Any, section: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{section} must be a mapping of keys to values, got {data!r}")
+    check_keys(data, section)
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown key {section}.{unknown[0]}; allowed keys in {section}: {names}")
+    missing = [n for n in names if n not in data]
+    if missing:
+        raise ConfigError(f"missing key {section}.{missing[0]}; {section} needs: {names}")
+    return cls(**{n: _coerce(data[n], hints[n], f"{section}.{n}") for n in names})
