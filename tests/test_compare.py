@@ -6,6 +6,7 @@ import pytest
 from conftest import ROOT
 
 from ganpipe import cli, config
+from ganpipe.keys import EVALUATES_TAG
 from ganpipe.track import tracking
 
 
@@ -18,9 +19,10 @@ def store(tmp_path, monkeypatch):
     cfg = config.load(tmp_path / "params.yaml").tracking
     ids = {}
     for name, loss, fid, sweep in (("hinge-run", "hinge", 20.0, "s1"), ("bce-run", "bce", 90.0, "s1"),
-                                   ("other", "lsgan", 50.0, "s2")):
-        params = {"train.loss": loss, "train.epochs": 2}
-        with tracking.start_run(cfg, run_name=name, params=params, tags={"sweep": sweep}) as run:
+                                   ("other", "lsgan", 50.0, "s2"), ("quoted", "hinge", 30.0, "it's")):
+        params = {"train.loss": loss, "train.epochs": "2"}
+        tags = {"sweep": sweep, **({EVALUATES_TAG: ids["hinge-run"]} if name == "quoted" else {})}
+        with tracking.start_run(cfg, run_name=name, params=params, tags=tags) as run:
             for epoch in (1, 2):
                 run.log_metrics(epoch, {"loss/d": 1.0 / epoch, "loss/g": 2.0 / epoch})
             run.log_metrics(0, {"eval/fid": fid, "eval/is": 100 / fid})
@@ -52,8 +54,18 @@ def test_compare_by_run_ids_to_a_markdown_file(store, capsys):
     (["--tag", "sweep=s9"], "no runs in experiment 'ganpipe' match tags {'sweep': 's9'}"),
     (["--sort", "eval/kid"], "cannot sort by 'eval/kid'"),
     (["--tag", "oops"], "--tag must look like KEY=VALUE"),
+    (["--tag", "sweep=a'b\"c"], "MLflow's filter language cannot hold a value with both ' and \""),
+    (["--tag", "sw`eep=x"], "a tag name must not be empty or hold a backtick"),
+    (["--runs", "x' OR '1'='1"], "\"x' OR '1'='1\" is not an MLflow run id (32 hex digits)"),
 ])
 def test_compare_bad_input_is_one_clear_error(store, capsys, args, message):
     assert cli.main(["compare", *args]) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_compare_filters_on_values_with_quotes_and_shows_which_run_an_evaluation_scored(store, capsys):
+    _, ids = store
+    assert cli.main(["compare", "--tag", "sweep=it's", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["run"] for r in rows] == ["quoted"] and rows[0]["evaluates"] == ids["hinge-run"][:8]

@@ -61,7 +61,11 @@ def test_real_training_images_score_like_the_ceiling(setup):
     assert fake["precision"] > 0.6 and fake["recall"] > 0.6 and fake["coverage"] > 0.8
     assert 0.5 < fake["density"] < 1.5
     assert fake["class_agreement"] > 0.9  # here: the classifier's accuracy on (its own) training digits
-    assert all(v is None or v >= 0 for v in fake["fid_per_class"])
+    # per-class FID compares each class with its own class: with every label shifted by one it must be far worse
+    sample, ref = protocol.embed(clf, train.images[:2000], 500), protocol.embed(clf, train.images, 500)
+    shifted = protocol.per_class_fid(sample, (train.labels[:2000] + 1) % 10, ref, train.labels)
+    assert all(own is not None and own < wrong / 3 for own, wrong in zip(fake["fid_per_class"], shifted)), \
+        (fake["fid_per_class"], shifted)
     assert result["protocol"]["n_fake"] == 2000 and result["protocol"]["stats_dtype"] == "float64"
 
 
@@ -154,3 +158,39 @@ def test_kid_stays_finite_when_a_feature_never_fires_on_the_reference(default_pa
     probs = torch.full((800, 10), 0.1, dtype=torch.float64)
     s = protocol.scores(protocol.Embedded(fake, probs), protocol.Embedded(ref, probs[:500]), cfg)
     assert 0 < s["kid"] < 1 and s["kid_std"] < 1
+
+
+def test_fid_and_kid_from_images_equal_torchmetrics_given_the_same_classifier(setup):
+    """Images in, number out, through independent code: torchmetrics gets the raw uint8 images and the classifier
+    as its feature extractor (for KID with the pipeline's documented centring and scaling on the reference),
+    and must report the FID and KID the pipeline reports."""
+    from torch import nn
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    clf, train, holdout, cfg = setup
+    cfg = dataclasses.replace(cfg, kid_subsets=1, kid_subset_size=10_000)  # KID over the whole sets: no sampling
+    fake, real = noise(train.images[:500], 0.3), holdout.images  # 500 each
+    ours = score(setup, fake)
+
+    with torch.no_grad():
+        ref = clf.eval()(to_float(real))[0].double()
+    mu = ref.mean(0)
+    scale = (ref - mu).pow(2).mean().sqrt()
+
+    class Features(nn.Module):
+        def __init__(self, centred: bool):
+            super().__init__()
+            self.centred, self.num_features = centred, clf.hparams["feature_dim"]
+
+        def forward(self, images):  # uint8 [N, 1, 28, 28], as torchmetrics hands them over
+            feats = clf(to_float(images))[0].double()
+            return (feats - mu) / scale if self.centred else feats
+
+    fid = FrechetInceptionDistance(feature=Features(False), normalize=False)
+    kid = KernelInceptionDistance(feature=Features(True), subsets=1, subset_size=500, normalize=False)
+    for metric in (fid, kid):
+        metric.update(real, real=True)
+        metric.update(fake, real=False)
+    assert ours["fid"] > 1 and ours["fid"] == pytest.approx(fid.compute().item(), rel=1e-3)
+    assert ours["kid"] > 0.01 and ours["kid"] == pytest.approx(kid.compute()[0].item(), rel=1e-3)

@@ -41,7 +41,6 @@ def test_metrics_json_is_read_by_dvc(repo, env):
 
 
 def test_mlflow_run_has_everything(repo, tmp_path):
-    import mlflow
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{repo / 'mlflow.db'}"
@@ -187,3 +186,28 @@ def test_dvc_diffs_an_experiment_against_the_workspace_params_metrics_and_plots(
     dvc(repo, env, "plots", "diff", "one-epoch", "-o", str(tmp_path / "html"))  # the page a person opens
     assert "one-epoch" in (tmp_path / "html" / "index.html").read_text()
 
+
+
+def test_dvc_run_by_a_python_without_the_project_uses_the_venv_or_says_what_to_run(repo, env, tmp_path):
+    """A global `dvc`, or .venv/bin/dvc called without activating the venv, runs `python stages/...` with the
+    first python on PATH. Here that is a bare interpreter without ganpipe or torch."""
+    import os
+    import sys
+
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    (bare / "python").symlink_to(sys._base_executable)  # the interpreter under the venv, without its packages
+    shell = {**env, "PATH": f"{bare}{os.pathsep}/usr/bin{os.pathsep}/bin"}
+    dvc_cmd = [str(Path(sys.executable).parent / "dvc"), "repro", "--force", "prepare"]
+    out = subprocess.run(dvc_cmd, cwd=repo, env=shell, capture_output=True, text=True)
+    assert out.returncode != 0 and "Traceback" not in out.stdout + out.stderr
+    assert "cannot import 'ganpipe'" in out.stderr and "Run `make repro`" in out.stderr, out.stderr[-2000:]
+    link = repo / ".venv"  # as `make repro` / `make test` create it beside stages/
+    link.symlink_to(Path(sys.executable).parents[1], target_is_directory=True)
+    try:
+        out = subprocess.run(dvc_cmd, cwd=repo, env=shell, capture_output=True, text=True)
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+        assert "Running stage 'prepare'" in out.stdout
+    finally:
+        link.unlink()
+    assert "up to date" in dvc(repo, env, "status")  # prepare wrote the same bytes as before

@@ -94,6 +94,10 @@ def test_reproduce_refuses_what_it_cannot_find(repo, env):
     out = ganpipe(repo, env, "reproduce", "no-such-experiment")
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "'no-such-experiment' is not an MLflow run id, a git commit or a DVC experiment name" in out.stderr
+    out = ganpipe(repo, env, "reproduce", "it's")  # a quote: quoted safely in MLflow's filter, then not found
+    assert out.returncode == 1 and "\"it's\" is not an MLflow run id" in out.stderr and "Traceback" not in out.stderr
+    out = ganpipe(repo, env, "reproduce", "--", "--output=/tmp/x")  # never handed to git as an option
+    assert out.returncode == 1 and "must not be empty, start with '-'" in out.stderr
     out = ganpipe(repo, env, "reproduce", "0" * 32)
     assert out.returncode == 1 and f"no MLflow run '{'0' * 32}'" in out.stderr
     down = {**env, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}
@@ -102,14 +106,54 @@ def test_reproduce_refuses_what_it_cannot_find(repo, env):
     assert len(sh("git", "worktree", "list", cwd=repo, env=env).splitlines()) == 1
 
 
-def test_the_mlflow_ui_shows_the_runs_their_scores_and_the_epoch_images(repo, tmp_path):
+def test_the_mlflow_ui_shows_the_runs_their_scores_and_the_epoch_images(repo, env, tmp_path):
     # installs chromium + chromium-driver with apt-get when missing; drives the real UI of `mlflow server`
+    from mlflow.tracking import MlflowClient
+
+    sh("git", "add", "-A", cwd=repo, env=env)  # dvc.lock committed: the --temp experiment below only re-evaluates
+    sh("git", "commit", "-q", "--allow-empty", "-m", "outputs", cwd=repo, env=env)
+    dvc(repo, env, "exp", "run", "--temp", "-n", "ui-eval", "-S", "evaluate.dc_k=4")  # an evaluation run to show
     out = subprocess.run([sys.executable, str(ROOT / "checks" / "mlflow_ui.py"), "--root", str(repo),
                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    if out.returncode == 3:
+        pytest.skip(f"no browser for the UI check: {out.stderr.strip()}")
     assert out.returncode == 0, out.stdout + out.stderr[-3000:]
-    assert "ok: run table lists all" in out.stdout and "shows 28 eval metrics" in out.stdout
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("ganpipe").experiment_id])
+    top = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert f"'Training runs' lists all {len(top)} top-level runs" in out.stdout, out.stdout
+    assert "shows all 28 eval metrics by name with their logged values" in out.stdout
+    assert "run ui-eval shows all 28 eval metrics" in out.stdout
+    assert re.search(r"evaluation run ui-eval links to its training run repro-\w+", out.stdout), out.stdout
     # the newest scored run trained 1 or 2 epochs, depending on which tests ran before
     assert re.search(r"`samples` grid renders \(\d+x\d+ px\) at step 0 and at step ([12]), slider steps 0\.\.\1",
                      out.stdout), out.stdout
     for name in ("runs.png", "compare.png", "run.png", "samples.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_the_ui_check_names_each_metric_exactly(monkeypatch):
+    """`eval/is` must be found as its own row, not inside `eval/is_split_mean`, and with its own value."""
+    sys.path.insert(0, str(ROOT / "checks"))
+    import mlflow_ui
+
+    class Page:
+        def __init__(self, rows):
+            self.rows = rows
+
+        def open(self, url):
+            pass
+
+        def js(self, script, *args):
+            return self.rows if script == mlflow_ui.ROWS else (str(args[0]) if args else None)
+
+    run = {"info": {"run_id": "r", "run_name": "n"},
+           "data": {"metrics": [{"key": "eval/is", "value": 9.5}, {"key": "eval/is_split_mean", "value": 9.4}]}}
+    monkeypatch.setattr(mlflow_ui, "wait_until", lambda what, probe, **kw: probe() or (_ for _ in ()).throw(
+        mlflow_ui.Missing(what)))
+    assert "shows all 2 eval metrics" in mlflow_ui.run_page(Page([["eval/is", "9.5"], ["eval/is_split_mean", "9.4"]]),
+                                                            "b", run, None)
+    with pytest.raises(mlflow_ui.Missing, match="metric table"):  # only the longer name is on the page
+        mlflow_ui.run_page(Page([["eval/is_split_mean", "9.4"]]), "b", run, None)
+    with pytest.raises(mlflow_ui.Missing, match=r"eval/is = 9.5 on the page of run n \(it shows '9.4'\)"):
+        mlflow_ui.run_page(Page([["eval/is", "9.4"], ["eval/is_split_mean", "9.4"]]), "b", run, None)

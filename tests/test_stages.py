@@ -170,3 +170,75 @@ def test_ganpipe_evaluate_refuses_bad_samples_and_writes_nothing(workdir, capsys
     err = capsys.readouterr().err
     assert "images have 3 channels, the evaluation classifier takes 1" in err and "Traceback" not in err
     assert not (workdir / "rgb.eval.json").exists() and runs(workdir) == []
+
+
+def test_sigterm_marks_the_run_killed_keeps_the_checkpoint_and_a_code_change_voids_it(workdir, tmp_path):
+    """Plain `kill` (SIGTERM, as a stopped queue job gets): the run ends KILLED, the checkpoint stays and resumes
+    into the same run; after a change to the training code the same checkpoint is not resumed."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "src"  # a copy of the code that this test can change
+    shutil.copytree(ROOT / "src", src, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    assert stage("prepare")([]) == 0
+    write_params(workdir, train={"epochs": 30})
+    cmd, checkpoint = [sys.executable, str(ROOT / "stages" / "train.py")], workdir / "checkpoints" / "train.pt"
+
+    def terminate_after_first_checkpoint() -> tuple[int, str]:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        while not checkpoint.exists() and proc.poll() is None:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        return proc.wait(timeout=120), proc.stderr.read()
+
+    code, err = terminate_after_first_checkpoint()
+    assert code == 143 and "terminated (SIGTERM)" in err and "Traceback" not in err, err
+    [killed] = runs(workdir)
+    assert killed.info.status == "KILLED" and checkpoint.is_file()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    assert "resuming from checkpoints/train.pt" in done.stdout
+    [finished] = runs(workdir)  # continued, not duplicated
+    assert finished.info.run_id == killed.info.run_id and finished.info.status == "FINISHED"
+
+    code, _ = terminate_after_first_checkpoint()
+    assert code == 143 and checkpoint.is_file()
+    losses = src / "ganpipe" / "gan" / "losses.py"
+    losses.write_text(losses.read_text() + "\n# a change to the training code\n")
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    assert "belongs to other params, data or training code; training from scratch" in done.stdout
+    assert "resuming" not in done.stdout
+
+
+
+@pytest.mark.parametrize("sections,message", [
+    ({"data": {"max_images": 100}}, "the held-out split has 10 images, but FID in the classifier's 16-d feature space "
+                                    "needs more than 16: raise data.max_images (100) or data.holdout_fraction (0.1)"),
+    ({"classifier": {"batch_size": 5000}}, "classifier.batch_size must be at most the 270 training images, got 5000"),
+    ({"train": {"batch_size": 5000}}, "train.batch_size must be at most the 270 training images, got 5000"),
+    ({"evaluate": {"dc_k": 40}}, "the held-out split has 30 images, but evaluate.pr_k / evaluate.dc_k need more than 40"),
+])
+def test_sizes_the_data_cannot_serve_stop_in_prepare_before_anything_is_written(workdir, capsys, sections, message):
+    write_params(workdir, **sections)
+    assert stage("prepare")([]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (workdir / "data").exists()
+
+
+def test_ganpipe_evaluate_refuses_fewer_samples_than_the_feature_dimension(workdir, capsys):
+    import numpy as np
+
+    from ganpipe import cli
+
+    assert stage("prepare")([]) == 0 and stage("train_classifier")([]) == 0
+    np.save(workdir / "few.npy", np.zeros((10, 1, 28, 28), np.uint8))
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--samples", "few.npy"]) == 1
+    err = capsys.readouterr().err
+    assert "--samples few.npy gives 10 images, but FID in the classifier's 16-d feature space needs more than 16" in err
+    assert "Traceback" not in err and not (workdir / "few.eval.json").exists()
