@@ -39,9 +39,9 @@ def main() -> None:
         G, D = build(cfg.model, shape, train_cfg.seed, k)
         start = time.perf_counter()
         result = train(G, D, train_split.images, train_cfg, cfg.model.z_dim, labels=train_split.labels,
-                       num_classes=k, progress=False)
+                       progress=False)
         seconds = time.perf_counter() - start
-        gen = sampling.Generator(result.generator, cfg.model, k)
+        gen = sampling.Generator(result.generator, cfg.model, k, shape)
         labels = sampling.requested_labels(args.samples, None, gen)
         fake = sampling.generate(result.generator, args.samples, cfg.model.z_dim, 0, cfg.sample.batch_size, labels)
         s = protocol.evaluate(clf, fake, holdout.images, train_split.images, cfg.evaluate, labels,

@@ -15,6 +15,7 @@ from pathlib import Path
 from ganpipe import config
 from ganpipe.data import datasets, split
 from ganpipe.data.images import make_grid
+from ganpipe.gan import sampling
 from ganpipe.gan.models import build
 from ganpipe.gan.train import fixed_noise, train
 from ganpipe.track import tracking
@@ -33,15 +34,18 @@ def main() -> None:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
         os.environ["DVC_ROOT"] = tmp  # artifacts go under the throwaway folder
         start = time.perf_counter()
-        with tracking.start_run(cfg.tracking, run_name="overhead-bench", params=cfg.flat(), tags={"b": "1"}) as run:
+        with tracking.start_run(cfg.tracking, run_name="overhead-bench", params=cfg.logged(), tags={"b": "1"}) as run:
             setup = time.perf_counter() - start
-            G, D = build(cfg.model, tuple(train_split.images.shape[1:]), train_cfg.seed)
+            shape = tuple(train_split.images.shape[1:])
+            G, D = build(cfg.model, shape, train_cfg.seed, 10)
             t0, before = time.perf_counter(), run.seconds
             result = train(G, D, train_split.images, train_cfg, cfg.model.z_dim, labels=train_split.labels,
                            log=run.log_metrics,
                            log_images=lambda e, imgs: run.log_image(e, "samples", make_grid(imgs, rows)),
-                           grid=fixed_noise(rows * rows, cfg.model.z_dim, 0), progress=False)
-            run.log_generator(result.generator)
+                           grid=fixed_noise(rows * rows, cfg.model.z_dim, 0, 10), progress=False)
+            weights = Path(tmp) / "generator.safetensors"  # logged as the train stage logs it
+            sampling.save_generator(result.generator, weights, cfg.model, shape, 10)
+            run.log_generator(weights, shape)
             total = time.perf_counter() - t0
     in_loop = run.seconds - before
     print(f"epochs={args.epochs} training+logging {total:.1f}s, of which inside MLflow calls {in_loop:.2f}s "

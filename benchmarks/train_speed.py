@@ -38,7 +38,7 @@ class PerItemMNIST(Dataset):
 
 def plain_loop(model_cfg, train_cfg, train_split, steps: int, warmup: int = 10) -> float:
     """The loop of pytorch/examples' dcgan: DataLoader batches, D on real and fake, G reusing the fakes."""
-    G, D = build(model_cfg, tuple(train_split.images.shape[1:]), 0)
+    G, D = build(model_cfg, tuple(train_split.images.shape[1:]), 0, 10)
     d_loss_fn, g_loss_fn = LOSSES[train_cfg.loss]
     opt_g = torch.optim.Adam(G.parameters(), lr=train_cfg.g_lr, betas=train_cfg.g_betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=train_cfg.d_lr, betas=train_cfg.d_betas)
@@ -67,12 +67,12 @@ def plain_loop(model_cfg, train_cfg, train_split, steps: int, warmup: int = 10) 
 
 def ours(model_cfg, train_cfg, train_split, steps: int) -> float:
     batches = len(train_split.images) // train_cfg.batch_size
-    G, D = build(model_cfg, tuple(train_split.images.shape[1:]), 0)
+    G, D = build(model_cfg, tuple(train_split.images.shape[1:]), 0, 10)
     warm = 10 * train_cfg.batch_size  # warm-up: 10 steps, not timed
     train(G, D, train_split.images[:warm], dataclasses.replace(train_cfg, epochs=1), model_cfg.z_dim,
           labels=train_split.labels[:warm], progress=False)
     cfg = dataclasses.replace(train_cfg, epochs=max(1, round(steps / batches)))
-    G, D = build(model_cfg, tuple(train_split.images.shape[1:]), 0)
+    G, D = build(model_cfg, tuple(train_split.images.shape[1:]), 0, 10)
     start = time.perf_counter()
     result = train(G, D, train_split.images, cfg, model_cfg.z_dim, labels=train_split.labels, progress=False)
     return result.images_seen / (time.perf_counter() - start)

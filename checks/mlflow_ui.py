@@ -142,7 +142,7 @@ def landing(browser: Browser, base: str, names: list[str], out: Path) -> list[st
                lambda: "/runs" in browser.js("return location.href") and all(n in browser.text() for n in names))
     browser.js(CLOSE_ASSISTANT)
     browser.screenshot(out / "runs.png")
-    return [f"landing page: 'Training runs' lists all {len(names)} top-level runs (GenAI view), and the Model "
+    return [f"landing page: 'Training runs' lists every top-level run ({len(names)} names; GenAI view), and the Model "
             f"training view opens on them"]
 
 

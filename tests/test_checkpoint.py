@@ -16,14 +16,14 @@ from ganpipe.gan import sampling
 from ganpipe.gan.models import build
 import yaml
 cfg = config.load(sys.argv[1])
-G, _ = build(cfg.model, (1, 28, 28), seed=0)
+G, _ = build(cfg.model, (1, 28, 28), seed=0, num_classes=10)
 sampling.save_generator(G, sys.argv[2], cfg.model, (1, 28, 28), 10)
 """
 
 
 def test_generator_round_trip(tmp_path, default_params):
     cfg = config.from_dict(default_params)
-    G, _ = build(cfg.model, (1, 28, 28), seed=0)
+    G, _ = build(cfg.model, (1, 28, 28), seed=0, num_classes=10)
     sampling.save_generator(G, tmp_path / "g.safetensors", cfg.model, (1, 28, 28), 10)
     gen = sampling.load_generator(tmp_path / "g.safetensors")
     assert gen.model == cfg.model and gen.num_classes == 10 and checkpoint.state_equal(G, gen.net)

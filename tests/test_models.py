@@ -23,7 +23,7 @@ def test_shapes_and_range(default_params, arch, shape):
     if arch == "dcgan" and shape[1] == 32:
         changes["g_hidden"] = (64, 32, 16)  # 4 -> 8 -> 16 -> 32
     cfg = model_cfg(default_params, **changes)
-    G, D = build(cfg, shape, seed=0)
+    G, D = build(cfg, shape, seed=0, num_classes=10)
     z, y = torch.randn(5, cfg.z_dim), torch.arange(5)
     x = G(z, y)
     assert x.shape == (5, *shape)
@@ -35,7 +35,7 @@ def test_shapes_and_range(default_params, arch, shape):
 
 def test_seed_mlp_has_the_articles_widths(default_params):
     cfg = model_cfg(default_params, **SEED_MLP)
-    G, D = build(cfg, (1, 28, 28), seed=0)
+    G, D = build(cfg, (1, 28, 28), seed=0, num_classes=10)
     g_linear = [m for m in G.modules() if isinstance(m, torch.nn.Linear)]
     d_linear = [m for m in D.modules() if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in g_linear] == [
@@ -46,22 +46,22 @@ def test_seed_mlp_has_the_articles_widths(default_params):
 
 def test_same_seed_same_weights(default_params):
     cfg = model_cfg(default_params)
-    (g1, d1), (g2, d2) = build(cfg, (1, 28, 28), 3), build(cfg, (1, 28, 28), 3)
+    (g1, d1), (g2, d2) = build(cfg, (1, 28, 28), 3, 10), build(cfg, (1, 28, 28), 3, 10)
     assert all(torch.equal(a, b) for a, b in zip(g1.state_dict().values(), g2.state_dict().values()))
     assert all(torch.equal(a, b) for a, b in zip(d1.state_dict().values(), d2.state_dict().values()))
-    g3, _ = build(cfg, (1, 28, 28), 4)
+    g3, _ = build(cfg, (1, 28, 28), 4, 10)
     assert not all(torch.equal(a, b) for a, b in zip(g1.state_dict().values(), g3.state_dict().values()))
 
 
 def test_dcgan_init_follows_radford(default_params):
-    G, _ = build(model_cfg(default_params), (1, 28, 28), seed=0)
+    G, _ = build(model_cfg(default_params), (1, 28, 28), seed=0, num_classes=10)
     conv = [m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)][0]
     assert abs(conv.weight.std().item() - 0.02) < 0.005
 
 
 def test_spectral_norm_bounds_d_layers(default_params):
     cfg = model_cfg(default_params, arch="mlp", d_spectral_norm=True, conditional=False)
-    _, D = build(cfg, (1, 28, 28), seed=0)
+    _, D = build(cfg, (1, 28, 28), seed=0, num_classes=10)
     D.train()
     x = torch.randn(8, 1, 28, 28)
     for _ in range(30):  # power iteration converges over forward passes
@@ -74,7 +74,7 @@ def test_spectral_norm_bounds_d_layers(default_params):
 def test_dcgan_rejects_a_shape_it_cannot_make(default_params):
     cfg = model_cfg(default_params, g_hidden=(64, 32, 16))  # 3 upsamplings: 28 is not divisible by 8
     with pytest.raises(ConfigError, match="model.g_hidden has 3 upsampling blocks"):
-        build(cfg, (1, 28, 28), seed=0)
+        build(cfg, (1, 28, 28), seed=0, num_classes=10)
 
 
 @pytest.mark.parametrize("arch,shape", [("mlp", (1, 28, 28)), ("dcgan", (1, 28, 28)), ("dcgan", (3, 32, 32))])
@@ -106,10 +106,10 @@ def test_projection_discriminator_adds_the_label_term(default_params):
 
 def test_spectral_norm_on_g_and_d(default_params):
     cfg = model_cfg(default_params, g_spectral_norm=True, d_spectral_norm=True)
-    G, D = build(cfg, (1, 28, 28), seed=0)
+    G, D = build(cfg, (1, 28, 28), seed=0, num_classes=10)
     for net in (G, D):
         weighted = [m for m in net.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d,
                                                                 torch.nn.ConvTranspose2d))]
         assert weighted and all(hasattr(m, "parametrizations") for m in weighted)
-    plain, _ = build(model_cfg(default_params, g_spectral_norm=False), (1, 28, 28), seed=0)
+    plain, _ = build(model_cfg(default_params, g_spectral_norm=False), (1, 28, 28), seed=0, num_classes=10)
     assert not any(hasattr(m, "parametrizations") for m in plain.modules())

@@ -17,7 +17,7 @@ def tiny(tiny_params, **train_changes):
 
 
 def run(model_cfg, train_cfg, split, **kwargs):
-    G, D = build(model_cfg, tuple(split.images.shape[1:]), train_cfg.seed)
+    G, D = build(model_cfg, tuple(split.images.shape[1:]), train_cfg.seed, 10)
     return G, train(G, D, split.images, train_cfg, model_cfg.z_dim, labels=split.labels, progress=False, **kwargs)
 
 
@@ -40,7 +40,7 @@ def test_callbacks_get_every_epoch(tiny_params):
     G1, r1 = run(model_cfg, train_cfg, datasets.synthetic(64),
                  log=lambda epoch, m: logged.append((epoch, sorted(m))),
                  log_images=lambda epoch, imgs: grids.append((epoch, imgs.shape, imgs.dtype)),
-                 grid=fixed_noise(4, model_cfg.z_dim, 0))
+                 grid=fixed_noise(4, model_cfg.z_dim, 0, 10))
     assert logged == [(e, ["d/fake", "d/real", "loss/d", "loss/g"]) for e in (1, 2)]
     assert grids == [(e, (4, 1, 28, 28), torch.uint8) for e in (0, 1, 2)]  # 0: the untrained G
     G2, r2 = run(model_cfg, train_cfg, datasets.synthetic(64))  # drawing the grids changes nothing
@@ -56,7 +56,7 @@ def test_batch_larger_than_the_data_is_refused(tiny_params):
 
 def test_nan_loss_stops_training(tiny_params):
     model_cfg, train_cfg = tiny(tiny_params)
-    G, D = build(model_cfg, (1, 28, 28), 0)
+    G, D = build(model_cfg, (1, 28, 28), 0, 10)
     with torch.no_grad():
         next(D.parameters()).fill_(float("nan"))
     with pytest.raises(DivergenceError, match="diverged at epoch 1"):
@@ -128,7 +128,7 @@ def test_stabilisers_are_logged_and_repeatable(tiny_params, changes):
 def test_conditional_model_refuses_unlabelled_data(tiny_params):
     model_cfg, train_cfg = tiny(tiny_params)
     assert model_cfg.conditional
-    G, D = build(model_cfg, (1, 28, 28), 0)
+    G, D = build(model_cfg, (1, 28, 28), 0, 10)
     with pytest.raises(ConfigError, match="model.conditional needs labelled data"):
         train(G, D, datasets.synthetic(64).images, train_cfg, model_cfg.z_dim, labels=None, progress=False)
 

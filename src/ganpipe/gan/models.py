@@ -61,7 +61,7 @@ class Projection(nn.Module):
 
 
 class MLPGenerator(nn.Module):
-    def __init__(self, cfg: ModelConfig, shape: ImageShape, num_classes: int = 10):
+    def __init__(self, cfg: ModelConfig, shape: ImageShape, num_classes: int):
         super().__init__()
         self.shape = shape
         self.cond = Conditioning(cfg, num_classes)
@@ -81,7 +81,7 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    def __init__(self, cfg: ModelConfig, shape: ImageShape, num_classes: int = 10):
+    def __init__(self, cfg: ModelConfig, shape: ImageShape, num_classes: int):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         width = shape[0] * shape[1] * shape[2]
@@ -113,7 +113,7 @@ def _dcgan_base(cfg: ModelConfig, shape: ImageShape) -> int:
 class DCGANGenerator(nn.Module):
     """Linear z -> [g_hidden[0], s, s], then one (ConvTranspose 4x4 stride 2, BN, act) block per width."""
 
-    def __init__(self, cfg: ModelConfig, shape: ImageShape, num_classes: int = 10):
+    def __init__(self, cfg: ModelConfig, shape: ImageShape, num_classes: int):
         super().__init__()
         self.base = _dcgan_base(cfg, shape)
         self.c0 = cfg.g_hidden[0]
@@ -145,7 +145,7 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
     """One (Conv 4x4 stride 2, act) block per d_hidden width, then a linear (projection) logit."""
 
-    def __init__(self, cfg: ModelConfig, shape: ImageShape, num_classes: int = 10):
+    def __init__(self, cfg: ModelConfig, shape: ImageShape, num_classes: int):
         super().__init__()
         c, h, _ = shape
         layers: list[nn.Module] = []
@@ -179,21 +179,21 @@ ARCHITECTURES = {
 }
 
 
-def build_generator(cfg: ModelConfig, shape: ImageShape, num_classes: int = 10) -> nn.Module:
+def build_generator(cfg: ModelConfig, shape: ImageShape, num_classes: int) -> nn.Module:
     G = ARCHITECTURES[cfg.arch][0](cfg, shape, num_classes)
     if cfg.arch == "dcgan":
         G.apply(_dcgan_init)
     return G
 
 
-def build_discriminator(cfg: ModelConfig, shape: ImageShape, num_classes: int = 10) -> nn.Module:
+def build_discriminator(cfg: ModelConfig, shape: ImageShape, num_classes: int) -> nn.Module:
     D = ARCHITECTURES[cfg.arch][1](cfg, shape, num_classes)
     if cfg.arch == "dcgan":
         D.apply(_dcgan_init)
     return D
 
 
-def build(cfg: ModelConfig, shape: ImageShape, seed: int, num_classes: int = 10) -> tuple[nn.Module, nn.Module]:
+def build(cfg: ModelConfig, shape: ImageShape, seed: int, num_classes: int) -> tuple[nn.Module, nn.Module]:
     """(G, D) with weights drawn from `seed`, so the same params give the same initial networks."""
     torch.manual_seed(seed)
     return build_generator(cfg, shape, num_classes), build_discriminator(cfg, shape, num_classes)

@@ -47,7 +47,7 @@ def check_fits(cfg: TrainConfig, n_train: int, num_classes: int, conditional: bo
                           f"{num_classes}; set model.conditional: false")
 
 
-def fixed_noise(n: int, z_dim: int, seed: int, num_classes: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+def fixed_noise(n: int, z_dim: int, seed: int, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The same (z, labels) every epoch and run with this seed, so grids compare across epochs and runs.
     Labels cycle through the classes, so a grid with num_classes columns shows one class per column."""
     z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
@@ -61,7 +61,6 @@ def train(
     cfg: TrainConfig,
     z_dim: int,
     labels: torch.Tensor | None = None,  # int64 [N]; required by conditional models
-    num_classes: int = 10,
     log: LogFn = lambda epoch, metrics: None,
     log_images: ImageFn | None = None,
     grid: tuple[torch.Tensor, torch.Tensor] | None = None,  # (z, labels) for the per-epoch image grids
@@ -70,6 +69,7 @@ def train(
     progress: bool = True,
 ) -> TrainResult:
     conditional = G.cond.embed is not None
+    num_classes = G.cond.embed.num_embeddings if conditional else 1  # unconditional: the labels are never read
     if conditional and labels is None:
         raise ConfigError("model.conditional needs labelled data (a class per image); set model.conditional: false")
     check_fits(cfg, len(images), num_classes, conditional)

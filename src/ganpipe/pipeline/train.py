@@ -49,8 +49,8 @@ def run(cfg: Config) -> dict:
     device = devices.resolve(cfg.train.device)  # cuda without a GPU fails here, before a run is opened
     shape = tuple(info["image_shape"])
     G, D = build(cfg.model, shape, cfg.train.seed, num_classes)  # ConfigError for a shape the arch cannot make
-    checkpoint_path, print_ = Path(cfg.paths.checkpoint), fingerprint(cfg, info)
-    state = resume.load(checkpoint_path, print_)
+    checkpoint_path, fp = Path(cfg.paths.checkpoint), fingerprint(cfg, info)
+    state = resume.load(checkpoint_path, fp)
     root = tracking.project_root()
     tags = {**provenance.git_tags(Path.cwd(), list(dataclasses.asdict(cfg.paths).values())),
             **provenance.dvc_tags(cfg, root), KIND_TAG: "training", "data.name": info["dataset"],
@@ -61,13 +61,12 @@ def run(cfg: Config) -> dict:
                             run_id=state and state.get("run_id")) as run:
         if state is not None:
             print(f"resuming from {checkpoint_path} at epoch {state['epoch']} of {cfg.train.epochs}")
-        save_state = lambda s: resume.save(checkpoint_path, {**s, "fingerprint": print_,  # noqa: E731
+        save_state = lambda s: resume.save(checkpoint_path, {**s, "fingerprint": fp,  # noqa: E731
                                                              "run_id": run.run_id})
         start = time.perf_counter()
         try:
             result = train(
-                G, D, train_split.images, cfg.train, cfg.model.z_dim, labels=train_split.labels,
-                num_classes=num_classes, log=run.log_metrics,
+                G, D, train_split.images, cfg.train, cfg.model.z_dim, labels=train_split.labels, log=run.log_metrics,
                 log_images=lambda epoch, imgs: run.log_image(epoch, "samples", make_grid(imgs, rows)),
                 grid=fixed_noise(rows * rows, cfg.model.z_dim, GRID_SEED, num_classes),
                 save_state=save_state, resume_from=state,

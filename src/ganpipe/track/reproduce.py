@@ -60,7 +60,7 @@ def _parse_param(text: str) -> Any:
 def params_from_run(base: dict, logged: dict[str, str]) -> dict:
     """The commit's params tree with every leaf set to the run's logged value. Both must have the same keys:
     a run made with a different params layout than its commit cannot be rebuilt faithfully."""
-    from ganpipe.config import flatten
+    from ganpipe.typed import flatten
 
     keys = set(flatten(base))
     if keys != set(logged):
