@@ -2,6 +2,7 @@
 The `env` and `repo` fixtures (conftest.py) build one such repo per test session; tests share it in order."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -57,3 +58,38 @@ def dvc(repo: Path, env: dict, *args: str) -> str:
 def ganpipe(repo: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ganpipe.cli", *args], cwd=repo, env=env, capture_output=True,
                           text=True)
+
+
+def start_queue(repo: Path, env: dict, jobs: int) -> None:
+    """`dvc queue start -j N`. Its workers are daemons that keep the stdout they were started with, so it is not
+    captured here: a worker that lives on would make the test wait for it (their logs are in
+    .dvc/tmp/exps/celery/*.out)."""
+    subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "-j", str(jobs)], cwd=repo, env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=120)
+
+
+def stop_queue_workers(repo: Path) -> list[int]:
+    """End the DVC queue workers still running in `repo`; returns their pids. dvc-task's idle monitor can shut the
+    queue down while one worker still runs a task; that worker then never exits, and `dvc queue stop` does not
+    reach it (treeverse/dvc-task#77, treeverse/dvc#10427 describe this family of races)."""
+    import signal
+    import time
+
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cwd").resolve() == repo.resolve() and \
+                    b"queue" in (proc / "cmdline").read_bytes():
+                found.append(int(proc.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.time() + 30
+    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in found):
+        time.sleep(0.5)
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return found
