@@ -26,8 +26,8 @@ class Provenance:
     data_sha256: str
     classifier_sha256: str
     params: dict[str, str]  # sample.*, evaluate.* and classifier.* exactly as MLflow logs params
-    features: str
-    code_sha256: str
+    features: str = FEATURES
+    code_sha256: str = dataclasses.field(default_factory=lambda: scoring_code_sha256())  # this checkout's code
 
     @property
     def key(self) -> str:

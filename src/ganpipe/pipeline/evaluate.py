@@ -49,8 +49,7 @@ def run(cfg: Config) -> dict:
     clf, clf_sha = classifier.load(clf_path), file_sha256(clf_path)
     prov = identity.Provenance(
         generator_sha256=samples.meta["generator_sha256"], samples_sha256=None, data_sha256=info["sha256"],
-        classifier_sha256=clf_sha, features=identity.FEATURES, code_sha256=identity.scoring_code_sha256(),
-        params={**samples.meta["params"], **cfg.logged("evaluate"), **clf.trained_with})
+        classifier_sha256=clf_sha, params={**samples.meta["params"], **cfg.logged("evaluate"), **clf.trained_with})
     tracking.connect(cfg.tracking)  # a store that is down fails now, not after the scoring
     result, seconds = score(clf, clf_sha, samples.images, samples.labels, train_split, holdout, cfg.evaluate,
                             "sample.n")

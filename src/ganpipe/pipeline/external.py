@@ -36,10 +36,9 @@ def evaluate_samples(cfg: Config, samples: Path, out: Path | None, log_run: str 
     out = out or samples.with_name((samples.stem if samples.is_file() else samples.name) + ".eval.json")
     write_json(out, result)
     if log_run:
-        samples_sha = file_sha256(samples) if samples.is_file() else identity_of_folder(samples)
+        samples_sha = file_sha256(samples) if samples.is_file() else folder_sha256(samples)
         prov = identity.Provenance(
-            generator_sha256=None, samples_sha256=samples_sha, data_sha256=info["sha256"],
-            classifier_sha256=clf_sha, features=identity.FEATURES, code_sha256=identity.scoring_code_sha256(),
+            generator_sha256=None, samples_sha256=samples_sha, data_sha256=info["sha256"], classifier_sha256=clf_sha,
             params={**cfg.logged("evaluate"), **clf.trained_with, "samples.value_range": str(value_range)})
         tags = {"ganpipe.source": "external", "samples.path": str(samples.resolve())}
         decision = landing.land(tracking_cfg, prov, protocol.flat_scores(result), {"time/evaluate_s": seconds},
@@ -50,7 +49,7 @@ def evaluate_samples(cfg: Config, samples: Path, out: Path | None, log_run: str 
     return result
 
 
-def identity_of_folder(folder: Path) -> str:
+def folder_sha256(folder: Path) -> str:
     """A content hash of a folder of PNGs: the sorted names and bytes of its files."""
     import hashlib
 
