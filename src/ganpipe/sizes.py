@@ -57,3 +57,13 @@ def check_scoring(n_images: int, n_holdout: int, feature_dim: int, k: int, what:
     if min(n_images, n_holdout) <= k:
         raise ConfigError(f"{what} gives {n_images} images and the held-out split has {n_holdout}, but the k-NN "
                           f"scores (evaluate.pr_k, evaluate.dc_k) need more than {k} in each")
+
+
+def check_labelled(info: dict) -> None:
+    """The classifier-based scores judge samples by class: the data must have at least two classes."""
+    if not info.get("labelled", True) or info["num_classes"] < 2:
+        what = ("has no labels (a flat folder of images)" if not info.get("labelled", True)
+                else f"has a single class ({', '.join(info.get('classes', []))})")
+        raise ConfigError(f"the data {what}, but the evaluation classifier and its scores need at least two "
+                          f"classes: put the images into one subfolder per class under data.root, or train the "
+                          f"GAN alone with `dvc repro train` (model.conditional: false)")

@@ -3,33 +3,54 @@ info.json with the content hash, the class histogram and a grid of real images."
 from __future__ import annotations
 
 import json
+import math
+import os
+import warnings
 from pathlib import Path
 from typing import Callable
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from ganpipe.config import DataConfig
 from ganpipe.data.images import make_grid, save_png
-from ganpipe.data.split import Split, content_hash, split_holdout
+from ganpipe.data.split import Source, Split, content_hash, split_holdout
+from ganpipe.data.store import map_arrays, write_arrays
 from ganpipe.errors import DataError
 from ganpipe.files import class_counts_csv, remove, write_json, write_text
+
+# A split whose images take more than this many MiB is memory-mapped from its file instead of loaded: the OS
+# pages in what training touches. It changes where the bytes live, never their values (tested bitwise), so it
+# is an environment setting, not a param that would re-run stages.
+BUDGET_ENV, DEFAULT_BUDGET_MB = "GANPIPE_DATA_BUDGET_MB", 2048
+
+
+def budget_bytes() -> int:
+    value = os.environ.get(BUDGET_ENV, str(DEFAULT_BUDGET_MB))
+    try:
+        return int(float(value) * 2**20)
+    except ValueError:
+        raise DataError(f"{BUDGET_ENV} must be a number of MiB, got {value!r}") from None
 
 
 def save_split(data: Split, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"images": data.images.contiguous(), "labels": data.labels.contiguous()}, str(path))
+    write_arrays(path, {"images": data.images.contiguous(), "labels": data.labels.contiguous()})
 
 
 def load_split(path: Path) -> Split:
+    """A prepared split: loaded when its images fit the memory budget, else memory-mapped (read-only use)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} not found; run `dvc repro prepare` first")
     try:
-        tensors = load_file(str(path))
-        return Split(tensors["images"], tensors["labels"])
-    except (SafetensorError, KeyError, AssertionError, OSError) as exc:
+        arrays = map_arrays(path)
+        images, labels = arrays["images"], arrays["labels"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch notes that a copy-on-write map is not writable: never written
+            mapped = torch.from_numpy(images)
+        images_t = mapped if images.nbytes > budget_bytes() else mapped.clone()
+        return Split(images_t, torch.from_numpy(labels).clone())
+    except (DataError, KeyError, AssertionError, ValueError) as exc:
         raise DataError(f"{path} is not a valid prepared split ({exc}); re-run `dvc repro -f prepare`") from None
 
 
@@ -38,15 +59,17 @@ TRAIN_FILE, HOLDOUT_FILE, INFO_FILE = "train.safetensors", "holdout.safetensors"
 HIST_FILE, GRID_FILE = "class_hist.csv", "real_grid.png"
 
 
-def write_info(folder: Path, name: str, train: Split, holdout: Split) -> dict:
+def write_info(folder: Path, name: str, train: Split, holdout: Split, source: Source) -> dict:
     info = {
         "dataset": name,
-        "sha256": content_hash(Split(torch.cat([train.images, holdout.images]),
-                                     torch.cat([train.labels, holdout.labels]))),
+        "sha256": content_hash(train, holdout),
         "image_shape": list(train.images.shape[1:]),
-        "num_classes": int(max(train.labels.max(), holdout.labels.max())) + 1,
+        "num_classes": max(1, len(source.classes)),
+        "labelled": bool(source.classes),
+        "classes": source.classes,
         "n_train": len(train.labels),
         "n_holdout": len(holdout.labels),
+        **source.details,
     }
     write_json(folder / INFO_FILE, info)
     return info
@@ -71,11 +94,30 @@ def read_prepared(folder: Path) -> tuple[dict, Split, Split]:
     return read_info(folder), load_split(folder / TRAIN_FILE), load_split(folder / HOLDOUT_FILE)
 
 
-def prepare(source: Split, cfg: DataConfig, out: Path, grid_rows: int = 10,
+def grid_count(num_classes: int, rows: int) -> int:
+    """Real images per class in the prepared grid: one row per class when there are enough classes."""
+    return rows if num_classes >= rows else math.ceil(rows * rows / num_classes)
+
+
+def _check_classes(train: Split, holdout: Split, classes: list[str], cfg: DataConfig) -> None:
+    """Every class needs images on both sides of the split: one to train on, one to score against."""
+    k = max(1, len(classes))
+    n_train, n_hold = torch.bincount(train.labels, minlength=k), torch.bincount(holdout.labels, minlength=k)
+    short = [f"{(classes or ['(all)'])[i]} ({int(n_train[i] + n_hold[i])})" for i in range(k)
+             if n_train[i] == 0 or n_hold[i] == 0]
+    if short:
+        raise DataError(f"class(es) {', '.join(short[:10])} have too few images to put some in both the training "
+                        f"and the held-out split (data.holdout_fraction {cfg.holdout_fraction}); add images to "
+                        f"them, remove those class folders, or change data.holdout_fraction")
+
+
+def prepare(source: Source, cfg: DataConfig, out: Path, grid_rows: int = 10,
             check: Callable[[int, int, int], None] | None = None) -> dict:
     """Split `source` (the dataset data.* names) and write the prepared folder: to a temp folder, renamed at the
-    end, so never half-written. `check(n_train, n_holdout, image_size)` may refuse the sizes before any write."""
-    train, holdout = split_holdout(source, cfg.holdout_fraction, cfg.seed)
+    end, so never half-written. `check(n_train, n_holdout, image_size)` may refuse the sizes before any write.
+    The training split is built inside the source's array (which is consumed) to keep peak memory low."""
+    train, holdout = split_holdout(source.split, cfg.holdout_fraction, cfg.seed, in_place=True)
+    _check_classes(train, holdout, source.classes, cfg)
     if check is not None:
         check(len(train.labels), len(holdout.labels), train.images.shape[-1])
     out = Path(out)
@@ -84,11 +126,12 @@ def prepare(source: Split, cfg: DataConfig, out: Path, grid_rows: int = 10,
     tmp.mkdir(parents=True)
     save_split(train, tmp / TRAIN_FILE)
     save_split(holdout, tmp / HOLDOUT_FILE)
-    info = write_info(tmp, cfg.dataset, train, holdout)
+    info = write_info(tmp, cfg.dataset, train, holdout, source)
     write_histogram(tmp, train, holdout, info["num_classes"])
     # one row per class where possible, so the grid shows what each class looks like
     order = torch.argsort(train.labels, stable=True)
-    per_class = torch.cat([order[train.labels[order] == k][:grid_rows] for k in range(info["num_classes"])])
+    per = grid_count(info["num_classes"], grid_rows)
+    per_class = torch.cat([order[train.labels[order] == k][:per] for k in range(info["num_classes"])])
     save_png(make_grid(train.images[per_class][: grid_rows * grid_rows], grid_rows), tmp / GRID_FILE)
     remove(out)
     tmp.rename(out)

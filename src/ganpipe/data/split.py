@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -15,6 +15,15 @@ class Split:
     def __post_init__(self) -> None:
         assert self.images.dtype == torch.uint8 and self.images.ndim == 4, self.images.shape
         assert self.labels.shape == (self.images.shape[0],), (self.labels.shape, self.images.shape)
+
+
+@dataclass
+class Source:
+    """A whole dataset as read from its source, before it is split."""
+
+    split: Split
+    classes: list[str]  # class names in label order; [] when the data has no labels
+    details: dict = field(default_factory=dict)  # what info.json records about the source (files, transform...)
 
 
 def stratified_indices(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,15 +40,28 @@ def stratified_indices(labels: torch.Tensor, fraction: float, seed: int) -> tupl
     return chosen_idx, torch.nonzero(mask).flatten()
 
 
-def split_holdout(data: Split, holdout_fraction: float, seed: int) -> tuple[Split, Split]:
-    """(train, holdout), the holdout stratified by class so every class is scored."""
+def split_holdout(data: Split, holdout_fraction: float, seed: int, in_place: bool = False) -> tuple[Split, Split]:
+    """(train, holdout), the holdout stratified by class so every class is scored. `in_place` builds the training
+    split inside `data`'s own image array (which it overwrites) instead of a copy: a large dataset then needs
+    only its own memory plus the held-out share while it is split."""
     hold, train = stratified_indices(data.labels, holdout_fraction, seed)
-    return Split(data.images[train], data.labels[train]), Split(data.images[hold], data.labels[hold])
+    holdout = Split(data.images[hold], data.labels[hold])
+    if not in_place:
+        return Split(data.images[train], data.labels[train]), holdout
+    images = data.images
+    for j in range(0, len(train), 1024):  # ascending: row train[j] >= j is read before anything overwrites it
+        chunk = train[j : j + 1024]
+        images[j : j + len(chunk)] = images[chunk]
+    return Split(images[: len(train)], data.labels[train]), holdout
 
 
-def content_hash(data: Split) -> str:
+def content_hash(*parts: Split) -> str:
+    """sha256 of the images and labels of `parts` taken as one set, in order (without concatenating them)."""
     h = hashlib.sha256()
-    h.update(str(tuple(data.images.shape)).encode())
-    h.update(data.images.contiguous().numpy().tobytes())
-    h.update(data.labels.contiguous().numpy().tobytes())
+    n = sum(len(p.labels) for p in parts)
+    h.update(str((n, *parts[0].images.shape[1:])).encode())
+    for p in parts:
+        h.update(memoryview(p.images.contiguous().numpy()).cast("B"))
+    for p in parts:
+        h.update(memoryview(p.labels.contiguous().numpy()).cast("B"))
     return h.hexdigest()

@@ -30,3 +30,12 @@ def generator(device: torch.device, seed: int) -> torch.Generator:
 
 def gpu_name(device: torch.device) -> str | None:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else None
+
+
+def holds(device: torch.device, nbytes: int) -> bool:
+    """Whether a dataset of `nbytes` should live on `device` for the whole training: always on the CPU (where
+    it already is, loaded or memory-mapped); on a GPU when it takes at most a quarter of the GPU's memory,
+    else it stays on the host and each batch is copied over."""
+    if device.type != "cuda":
+        return True
+    return nbytes <= torch.cuda.get_device_properties(device).total_memory // 4

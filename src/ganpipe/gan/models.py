@@ -1,4 +1,5 @@
-"""Generator and discriminator families: `mlp` (the seed article's) and `dcgan` (conv), with weight init.
+"""Generator and discriminator families: `mlp` (the seed article's), `dcgan` (conv) and `resnet` (SNGAN-style,
+gan/resnet.py), with weight init.
 
 G maps z [B, z_dim] (and labels [B] when conditional) to images [B, C, H, W] in [-1, 1]. D maps images (and
 labels) to one raw logit per image [B]; the seed's sigmoid output lives in the loss (BCE-with-logits is the
@@ -15,6 +16,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from ganpipe.config import ModelConfig
 from ganpipe.errors import ConfigError
+from ganpipe.gan import resnet
 
 ImageShape = tuple[int, int, int]  # (C, H, W)
 
@@ -161,6 +163,36 @@ class DCGANDiscriminator(nn.Module):
         return self.head(self.net(x), y)
 
 
+class ResNetGenerator(nn.Module):
+    def __init__(self, cfg: ModelConfig, shape: ImageShape, num_classes: int):
+        super().__init__()
+        self.base = _dcgan_base(cfg, shape)
+        self.c0 = cfg.g_hidden[0]
+        self.cond = Conditioning(cfg, num_classes)  # its embedding drives the conditional batch norms
+        self.project = _sn(nn.Linear(cfg.z_dim, self.c0 * self.base * self.base), cfg.g_spectral_norm)
+        sn = lambda layer: _sn(layer, cfg.g_spectral_norm)  # noqa: E731
+        self.blocks, self.out = resnet.generator_blocks(cfg, shape[0], cfg.embed_dim if cfg.conditional else None, sn)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.cond.embed is not None and y is None:
+            raise ValueError("a conditional generator needs class labels")
+        e = self.cond.embed(y) if self.cond.embed is not None else None
+        h = self.project(z).view(-1, self.c0, self.base, self.base)
+        for block in self.blocks:
+            h = block(h, e)
+        return torch.tanh(self.out["conv"](self.out["act"](self.out["bn"](h, None))))
+
+
+class ResNetDiscriminator(nn.Module):
+    def __init__(self, cfg: ModelConfig, shape: ImageShape, num_classes: int):
+        super().__init__()
+        self.net, width = resnet.discriminator_blocks(cfg, shape[0], shape[1], lambda m: _sn(m, cfg.d_spectral_norm))
+        self.head = Projection(cfg, width, num_classes)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.net(x).sum(dim=(2, 3)), y)  # sum pooling, as in SNGAN
+
+
 def _dcgan_init(module: nn.Module) -> None:
     """Radford et al.: conv/linear weights N(0, 0.02), batch-norm scale N(1, 0.02), biases 0."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
@@ -176,20 +208,22 @@ def _dcgan_init(module: nn.Module) -> None:
 ARCHITECTURES = {
     "mlp": (MLPGenerator, MLPDiscriminator),
     "dcgan": (DCGANGenerator, DCGANDiscriminator),
+    "resnet": (ResNetGenerator, ResNetDiscriminator),
 }
+INIT = {"dcgan": _dcgan_init, "resnet": resnet.init_weights}
 
 
 def build_generator(cfg: ModelConfig, shape: ImageShape, num_classes: int) -> nn.Module:
     G = ARCHITECTURES[cfg.arch][0](cfg, shape, num_classes)
-    if cfg.arch == "dcgan":
-        G.apply(_dcgan_init)
+    if cfg.arch in INIT:
+        G.apply(INIT[cfg.arch]) if cfg.arch == "dcgan" else INIT[cfg.arch](G)
     return G
 
 
 def build_discriminator(cfg: ModelConfig, shape: ImageShape, num_classes: int) -> nn.Module:
     D = ARCHITECTURES[cfg.arch][1](cfg, shape, num_classes)
-    if cfg.arch == "dcgan":
-        D.apply(_dcgan_init)
+    if cfg.arch in INIT:
+        D.apply(INIT[cfg.arch]) if cfg.arch == "dcgan" else INIT[cfg.arch](D)
     return D
 
 

@@ -82,8 +82,11 @@ def train(
     fmt = torch.channels_last
     G.to(device, memory_format=fmt).train()
     D.to(device, memory_format=fmt).train()
-    real_all = to_float(images).to(device).contiguous(memory_format=fmt)
-    labels_all = labels.to(device)
+    # the images stay uint8 where they are (4x smaller than float; possibly memory-mapped from the prepared
+    # file) and each batch is converted as it is drawn, so no epoch copies the dataset
+    on_device = devices.holds(device, images.numel())
+    images_src = images.to(device) if on_device else images
+    labels_src = labels.to(device) if on_device else labels
     d_loss_fn, g_loss_fn = LOSSES[cfg.loss]
     # fused: one kernel per step for all parameters instead of a handful per tensor
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.g_lr, betas=cfg.g_betas, fused=True)
@@ -105,7 +108,7 @@ def train(
         history, start_epoch, steps = list(resume_from["history"]), resume_from["epoch"], resume_from["steps"]
     shown = ema.model if ema is not None else G  # the network grids (and later sampling) use
     B = cfg.batch_size
-    batches = len(real_all) // B  # drop the ragged last batch: batch-norm statistics stay comparable
+    batches = len(images) // B  # drop the ragged last batch: batch-norm statistics stay comparable
     amp = lambda: devices.autocast(device, cfg.precision)  # noqa: E731  (a fresh context per use)
     augment = (lambda x: diff_augment(x, cfg.augment, aug_gen)) if cfg.augment else (lambda x: x)
     names = ["loss/d", "loss/g", "d/real", "d/fake"] + ["penalty/gp"] * (cfg.gp_weight > 0) \
@@ -116,11 +119,12 @@ def train(
         # step 0: what the untrained G draws; the MLflow UI's step slider also opens at 0 (no RNG is consumed)
         log_images(0, render(shown, *grid))
     for epoch in bar:
-        perm = torch.randperm(len(real_all), generator=order_gen).to(device)
+        perm = torch.randperm(len(images), generator=order_gen).to(images_src.device)
         sums = torch.zeros(len(names), device=device)  # per-step numbers summed over the epoch
         for b in range(batches):
             idx = perm[b * B : (b + 1) * B]
-            real, y_real = real_all[idx], labels_all[idx]
+            real = to_float(images_src[idx].to(device, non_blocking=True)).contiguous(memory_format=fmt)
+            y_real = labels_src[idx].to(device, non_blocking=True)
             for i in range(cfg.d_steps):
                 last = i == cfg.d_steps - 1
                 z = torch.randn(B, z_dim, generator=noise_gen, device=device)

@@ -18,7 +18,7 @@ from ganpipe.files import remove, source_sha256, write_json, write_text
 from ganpipe.gan import devices, resume, sampling
 from ganpipe.gan.models import build
 from ganpipe.gan.train import check_fits, fixed_noise, train
-from ganpipe.keys import DATA_TAG, GENERATOR_TAG, KIND_TAG
+from ganpipe.keys import GENERATOR_TAG, KIND_TAG
 from ganpipe.track import provenance, tracking
 
 GRID_SEED = 1234  # fixed noise for the per-epoch grids: the same z in every run, so runs compare by eye
@@ -53,8 +53,7 @@ def run(cfg: Config) -> dict:
     state = resume.load(checkpoint_path, fp)
     root = tracking.project_root()
     tags = {**provenance.git_tags(Path.cwd(), list(dataclasses.asdict(cfg.paths).values())),
-            **provenance.dvc_tags(cfg, root), KIND_TAG: "training", "data.name": info["dataset"],
-            DATA_TAG: info["sha256"]}
+            **provenance.dvc_tags(cfg, root), KIND_TAG: "training", **provenance.data_tags(info)}
     run_name = tags["dvc.exp_name"] if tags["dvc.exp_name"] != "workspace" else f"repro-{tags['git.commit'][:7]}"
     rows = cfg.sample.grid_rows
     with tracking.start_run(cfg.tracking, run_name=run_name, params=cfg.logged(), tags=tags,

@@ -13,6 +13,7 @@ from ganpipe.files import write_json
 def run(cfg: Config) -> dict:
     info, train_split, holdout = read_prepared(Path(cfg.paths.prepared))
     sizes.check_data(cfg, info["n_train"], info["n_holdout"], info["image_shape"][-1])
+    sizes.check_labelled(info)
     model = classifier.train_classifier(train_split, cfg.classifier, info["num_classes"])
     scores = {"holdout_accuracy": classifier.accuracy(model, holdout),
               "train_accuracy": classifier.accuracy(model, train_split)}

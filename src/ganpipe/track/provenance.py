@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ganpipe.errors import ConfigError
+from ganpipe.keys import DATA_TAG
 
 
 def git_tags(root: Path, outputs: list[str]) -> dict[str, str]:
@@ -76,3 +77,17 @@ def machine(device_type: str = "cpu", gpu_name: str | None = None) -> dict[str, 
         pass
     gpu = gpu_name or (torch.cuda.get_device_name() if device_type == "cuda" else "none")
     return {"env.torch": torch.__version__, "env.cpu": cpu, "env.gpu": gpu, "train.device": device_type}
+
+
+def data_tags(info: dict) -> dict[str, str]:
+    """What the prepared data is (from its info.json): content hash, source, shape, classes, file counts and the
+    transform every image went through."""
+    tags = {"data.name": info["dataset"], DATA_TAG: info["sha256"],
+            "data.image_shape": "x".join(str(d) for d in info["image_shape"]),
+            "data.classes": str(info["num_classes"] if info.get("labelled", True) else "unlabelled"),
+            "data.n_train": str(info["n_train"]), "data.n_holdout": str(info["n_holdout"])}
+    if "transform" in info:
+        tags["data.transform"] = info["transform"]
+    if "files" in info:
+        tags["data.files"], tags["data.unreadable"] = str(info["files"]), str(info["unreadable"])
+    return tags

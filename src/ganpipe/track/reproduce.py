@@ -188,6 +188,28 @@ def check_paths(params: Any) -> None:
                                  f"refusing to reproduce it (only relative paths inside the repository are allowed)")
 
 
+def lend_data(root: Path, tree: Path, params: dict) -> dict:
+    """Make the worktree see the run's source data (data.root), which is usually not in git: a folder inside
+    the repository holding files git does not track (your images, torchvision's downloads) is linked into the
+    worktree; a relative folder outside the repository is given to the worktree's params as an absolute path.
+    A folder fully in git is left as the commit has it. Returns the params to write (a changed copy or the same)."""
+    data = params.get("data") if isinstance(params.get("data"), dict) else {}
+    source = str(data.get("root") or "data/raw")
+    if os.path.isabs(source):
+        return params
+    norm = os.path.normpath(source)
+    if norm == ".." or norm.startswith(".." + os.sep):
+        return {**params, "data": {**data, "root": str((root / source).resolve())}}
+    mine, theirs = root / norm, tree / norm
+    untracked = git(root, "ls-files", "--others", "--ignored", "--exclude-standard", "--", norm, check=False)
+    if mine.is_dir() and untracked.strip():
+        if theirs.exists():
+            shutil.rmtree(theirs) if theirs.is_dir() and not theirs.is_symlink() else theirs.unlink()
+        theirs.parent.mkdir(parents=True, exist_ok=True)
+        theirs.symlink_to(mine.resolve(), target_is_directory=True)
+    return params
+
+
 def _local_machine(params: dict) -> dict[str, str]:
     from ganpipe.gan import devices
     from ganpipe.track.provenance import machine
@@ -221,12 +243,9 @@ def reproduce(root: Path, target: Target, tolerance: float | None, keep: bool) -
     git(root, "worktree", "add", "--detach", "--quiet", str(tree), target.commit)
     keep_tree = keep
     try:
-        if target.params is not None:
-            (tree / "params.yaml").write_text(yaml.safe_dump(target.params, sort_keys=False))
-        raw = root / "data" / "raw"  # torchvision datasets' default raw folder: not in git, so lend it
-        if raw.is_dir() and not (tree / "data" / "raw").exists():
-            (tree / "data").mkdir(exist_ok=True)
-            (tree / "data" / "raw").symlink_to(raw.resolve(), target_is_directory=True)
+        lent = lend_data(root, tree, params)
+        if target.params is not None or lent is not params:
+            (tree / "params.yaml").write_text(yaml.safe_dump(lent, sort_keys=False))
         env = {k: v for k, v in os.environ.items() if not k.startswith("DVC_")}
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # this venv's packages
         env["PYTHONPATH"] = os.pathsep.join([str(tree / "src"), *filter(None, [env.get("PYTHONPATH")])])  # its code

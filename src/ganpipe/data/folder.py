@@ -1,0 +1,162 @@
+"""A folder of image files -> uint8 images [N, C, S, S] and labels, decoded on every core into one array.
+
+Layout: image files directly in the root (unlabelled), or one subfolder per class (labels from the sorted folder
+names; files may sit in nested folders below a class folder). Files are taken in sorted path order, so the same
+folder always gives the same array and content hash. Memory: the output array is allocated once; each worker
+decodes one file at a time and sends back only the finished S x S image.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from ganpipe.errors import DataError
+
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+RESAMPLE = "bicubic"  # PIL's resize filters widen with the scale factor when shrinking, i.e. antialiased
+ALPHA_BACKGROUND = 255  # transparent pixels are composited onto white
+
+
+@dataclass
+class Listing:
+    files: list[Path]
+    labels: np.ndarray  # int64 [N]
+    classes: list[str]  # class folder names in label order; [] for a flat, unlabelled folder
+
+
+@dataclass
+class Decoded:
+    images: np.ndarray  # uint8 [N, C, S, S], only readable files
+    labels: np.ndarray  # int64 [N]
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path relative to root, reason)
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in EXTENSIONS and not path.name.startswith(".") and path.is_file()
+
+
+def list_folder(root: Path) -> Listing:
+    """Every image file under `root` in sorted order, with its class; DataError for a folder that cannot serve."""
+    if not root.is_dir():
+        raise DataError(f"data.root {root} is not a folder; set data.root to the folder holding your images")
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    loose = sorted(p for p in root.iterdir() if _is_image(p))
+    per_class = [(d.name, sorted((p for p in d.rglob("*") if _is_image(p)), key=lambda p: p.as_posix()))
+                 for d in subdirs]
+    per_class = [(name, files) for name, files in per_class if files]
+    if per_class and loose:
+        raise DataError(f"data.root {root} holds both image files ({len(loose)}, e.g. {loose[0].name}) and class "
+                        f"folders ({', '.join(n for n, _ in per_class[:5])}); move the loose files into a class "
+                        f"folder, or point data.root at a folder with only one of the two layouts")
+    if per_class:
+        files = [f for _, fs in per_class for f in fs]
+        labels = np.concatenate([np.full(len(fs), k, dtype=np.int64) for k, (_, fs) in enumerate(per_class)])
+        return Listing(files, labels, [name for name, _ in per_class])
+    if not loose:
+        raise DataError(f"data.root {root} holds no image files ({', '.join(EXTENSIONS)}, any case); point "
+                        f"data.root at your image folder")
+    return Listing(loose, np.zeros(len(loose), dtype=np.int64), [])
+
+
+def _eight_bit(img: Image.Image) -> Image.Image:
+    """16- and 32-bit grey (PNG 'I;16', 'I') scaled to 8 bits; PIL's own convert('L') would clip at 255."""
+    a = np.asarray(img)
+    if img.mode == "F":
+        a = np.clip(a, 0, 255)
+    else:
+        a = a.astype(np.float64) * (255.0 / 65535.0)
+    return Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), "L")
+
+
+def fit(img: Image.Image, size: int | None, channels: int) -> np.ndarray:
+    """One image -> uint8 [channels, S, S]: EXIF rotation applied, mode converted (transparency composited onto
+    white), the shorter side resized to `size` (antialiased bicubic) and the centre cropped to a square."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        img = _eight_bit(img)
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (ALPHA_BACKGROUND,) * 3 + (255,))
+        img = Image.alpha_composite(background, rgba).convert("RGB")
+    img = img.convert("L" if channels == 1 else "RGB")
+    w, h = img.size
+    side = size or min(w, h)
+    if min(w, h) != side:
+        scale = side / min(w, h)
+        img = img.resize((max(side, round(w * scale)), max(side, round(h * scale))), Image.Resampling.BICUBIC)
+        w, h = img.size
+    left, top = (w - side) // 2, (h - side) // 2
+    img = img.crop((left, top, left + side, top + side))
+    a = np.asarray(img, dtype=np.uint8)
+    return a[None] if channels == 1 else a.transpose(2, 0, 1)
+
+
+def _decode(task: tuple[int, str, int | None, int]) -> tuple[int, np.ndarray | None, str]:
+    i, path, size, channels = task
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PIL warns about odd EXIF or palettes; the image itself is fine
+            with Image.open(path) as img:
+                img.load()  # a truncated file fails here, not later
+                return i, fit(img, size, channels), ""
+    except Exception as exc:  # noqa: BLE001  a user's file can fail to decode in many ways; each is reported
+        return i, None, f"{type(exc).__name__}: {str(exc)[:120]}"
+
+
+def _first_size(files: list[Path]) -> int:
+    """The shorter side of the first file that opens (1 when none does: then every decode fails and says so)."""
+    for path in files:
+        try:
+            with Image.open(path) as img:
+                return min(img.size)
+        except Exception:  # noqa: BLE001  reported by the decode itself
+            continue
+    return 1
+
+
+def workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def decode(root: Path, listing: Listing, size: int | None, channels: int, progress=None) -> Decoded:
+    """Decode every listed file in parallel into one preallocated array (readable files only, in order).
+    With size None, the first image's shorter side is the size of all."""
+    n = len(listing.files)
+    if size is None:
+        size = _first_size(listing.files)
+    out = np.empty((n, channels, size, size), dtype=np.uint8)
+    ok = np.zeros(n, dtype=bool)
+    unreadable: list[tuple[str, str]] = []
+    tasks = [(i, str(p), size, channels) for i, p in enumerate(listing.files)]
+    procs = min(workers(), max(1, n // 64))  # a small folder is not worth starting processes for
+    ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+    pool = ctx.Pool(procs) if procs > 1 else None
+    try:
+        results = pool.imap(_decode, tasks, chunksize=16) if pool else map(_decode, tasks)
+        for i, img, err in results:
+            if img is None:
+                unreadable.append((listing.files[i].relative_to(root).as_posix(), err))
+            else:
+                out[i], ok[i] = img, True
+            if progress is not None:
+                progress(1)
+    finally:
+        if pool is not None:
+            pool.terminate()
+    keep = np.flatnonzero(ok)
+    if len(keep) < n:  # compact in place, in ascending order (row keep[j] >= j is never overwritten first)
+        for j in range(0, len(keep), 1024):
+            chunk = keep[j : j + 1024]
+            out[j : j + len(chunk)] = out[chunk]
+    return Decoded(out[: len(keep)], listing.labels[keep], unreadable)
