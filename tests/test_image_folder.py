@@ -166,3 +166,25 @@ def test_without_image_size_the_first_readable_image_sets_it(tmp_path):
     source = datasets.load(cfg(tmp_path / "img", image_size=None), progress=False)
     assert source.split.images.shape == (2, 3, 10, 10) and source.details["unreadable"] == 1
     assert "shorter side resized to 10 (the first image’s)" in source.details["transform"]
+
+
+def test_the_prepare_stage_decodes_in_worker_processes_without_noise(tmp_path):
+    """Enough files for a worker pool: the stage ends cleanly, and the workers (forked from a process whose
+    SIGTERM handler raises) are stopped without a traceback."""
+    import subprocess
+    import sys
+
+    import yaml
+    from conftest import ROOT, TINY_OVERRIDES, merged
+
+    rng = np.random.default_rng(1)
+    for i in range(300):
+        save(tmp_path / "img" / f"k{i % 3}" / f"{i:03d}.png", rng.integers(0, 256, (9, 9, 3), dtype=np.uint8))
+    params = merged(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY_OVERRIDES)
+    params["data"].update(dataset="imagefolder", root=str(tmp_path / "img"), image_size=8, max_images=None)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    done = subprocess.run([sys.executable, str(ROOT / "stages" / "prepare.py")], cwd=tmp_path, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "Terminated" not in done.stderr
+    assert json.loads((tmp_path / "data" / "prepared" / "info.json").read_text())["files"] == 300

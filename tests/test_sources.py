@@ -139,3 +139,16 @@ def test_unlabelled_data_trains_unconditionally_and_the_classifier_says_what_it_
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     assert stage("train")([]) == 1
     assert "set model.conditional: false" in capsys.readouterr().err
+
+
+def test_a_diverging_classifier_stops_with_the_param_to_change(tiny_params, monkeypatch):
+    import dataclasses
+
+    from ganpipe import config
+    from ganpipe.errors import DivergenceError
+    from ganpipe.eval import classifier
+
+    monkeypatch.setattr(classifier.F, "cross_entropy", lambda logits, y: logits.sum() * float("nan"))
+    c = dataclasses.replace(config.from_dict(tiny_params).classifier, threads=1, epochs=1)
+    with pytest.raises(DivergenceError, match="lower classifier.lr"):
+        classifier.train_classifier(datasets.synthetic(64), c, 10, progress=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +112,13 @@ def _decode(task: tuple[int, str, int | None, int]) -> tuple[int, np.ndarray | N
         return i, None, f"{type(exc).__name__}: {str(exc)[:120]}"
 
 
+def _worker_signals() -> None:
+    """Workers leave Ctrl-C and SIGTERM to the stage process (which reports them in one line) and die quietly
+    when it stops them: forked from it, they would otherwise inherit its handlers and print tracebacks."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _first_size(files: list[Path]) -> int:
     """The shorter side of the first file that opens (1 when none does: then every decode fails and says so)."""
     for path in files:
@@ -141,7 +149,7 @@ def decode(root: Path, listing: Listing, size: int | None, channels: int, progre
     tasks = [(i, str(p), size, channels) for i, p in enumerate(listing.files)]
     procs = min(workers(), max(1, n // 64))  # a small folder is not worth starting processes for
     ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-    pool = ctx.Pool(procs) if procs > 1 else None
+    pool = ctx.Pool(procs, initializer=_worker_signals) if procs > 1 else None
     try:
         results = pool.imap(_decode, tasks, chunksize=16) if pool else map(_decode, tasks)
         for i, img, err in results:
@@ -151,9 +159,12 @@ def decode(root: Path, listing: Listing, size: int | None, channels: int, progre
                 out[i], ok[i] = img, True
             if progress is not None:
                 progress(1)
+        if pool is not None:
+            pool.close()  # finished: the workers exit on their own
+            pool.join()
     finally:
         if pool is not None:
-            pool.terminate()
+            pool.terminate()  # after Ctrl-C or an error: stop them now (a no-op once they have exited)
     keep = np.flatnonzero(ok)
     if len(keep) < n:  # compact in place, in ascending order (row keep[j] >= j is never overwritten first)
         for j in range(0, len(keep), 1024):
