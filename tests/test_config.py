@@ -60,6 +60,13 @@ def test_yaml_exponent_strings_become_floats(default_params):
         ("model", "d_activation", "gelu", "model.d_activation must be one of"),
         ("tracking", "enabled", "yes", "tracking.enabled must be true or false"),
         ("data", "holdout_fraction", 1.0, "data.holdout_fraction must be in (0, 1)"),
+        ("evaluate", "features", "clip", "evaluate.features must be one of ['classifier', 'inception', 'both']"),
+        ("evaluate", "inception_n", 1, "evaluate.inception_n must be in [2, 100,000,000]"),
+        ("evaluate", "inception_batch", 0, "evaluate.inception_batch must be > 0"),
+        ("evaluate", "copy_quantile", 1.0, "evaluate.copy_quantile must be in (0, 1)"),
+        ("evaluate", "copy_cells", 0, "evaluate.copy_cells must be in [1, 1,000]"),
+        ("evaluate", "fid_infinity_points", 2, "evaluate.fid_infinity_points must be 0 (off) or in [3, 100]"),
+        ("paths", "copy_grid", "plots/sample_grid.png", "paths.copy_grid must not be or contain paths.sample_grid"),
     ],
 )
 def test_bad_values_name_the_key(default_params, section, key, value, message):
@@ -151,6 +158,8 @@ def test_wgan_with_spectral_norm_alone_is_allowed(default_params):
      "evaluate.dc_k (200) must be smaller than sample.n (200)"),
     ({"sample": {"n": 200}, "classifier": {"feature_dim": 16}, "evaluate": {"pr_k": 500}},
      "evaluate.pr_k (500) must be smaller than sample.n (200)"),
+    ({"sample": {"n": 200}, "classifier": {"feature_dim": 16}, "evaluate": {"features": "both", "inception_n": 500}},
+     "evaluate.inception_n (500) must be at most sample.n (200)"),
 ])
 def test_params_that_cannot_be_scored_together_fail_on_loading(default_params, changes, message):
     for section, values in changes.items():

@@ -52,7 +52,7 @@ def test_split_is_does_not_depend_on_the_order_of_the_set(default_params):
 
 def test_real_training_images_score_like_the_ceiling(setup):
     clf, train, holdout, cfg = setup
-    result = protocol.evaluate(clf, train.images[:2000], holdout.images, train.images, cfg,
+    result, _ = protocol.evaluate(clf, train.images[:2000], holdout.images, train.images, cfg,
                                  requested=train.labels[:2000], holdout_labels=holdout.labels,
                                  train_labels=train.labels)
     fake, real = result["fake"], result["real"]
@@ -61,6 +61,9 @@ def test_real_training_images_score_like_the_ceiling(setup):
     assert fake["precision"] > 0.6 and fake["recall"] > 0.6 and fake["coverage"] > 0.8
     assert 0.5 < fake["density"] < 1.5
     assert fake["class_agreement"] > 0.9  # here: the classifier's accuracy on (its own) training digits
+    # training images are copies by definition: every one is nearer than any held-out image (copy share 1, C_T
+    # far below the paper's -3)
+    assert fake["copy_share"] == 1.0 and fake["copy_ct"] < -3 and result["protocol"]["copy"]["quantile"] == 0.05
     # per-class FID compares each class with its own class: with every label shifted by one it must be far worse
     sample, ref = protocol.embed(clf, train.images[:2000], 500), protocol.embed(clf, train.images, 500)
     shifted = protocol.per_class_fid(sample, (train.labels[:2000] + 1) % 10, ref, train.labels)

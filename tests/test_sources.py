@@ -131,6 +131,7 @@ def test_unlabelled_data_trains_unconditionally_and_the_classifier_says_what_it_
     assert stage("train_classifier")([]) == 1
     err = capsys.readouterr().err
     assert "has no labels" in err and "one subfolder per class" in err and "Traceback" not in err
+    assert "evaluate.features: inception" in err  # the way to score unlabelled data (tests/test_inception_stages.py)
     assert stage("train")([]) == 0
     tags = runs(workdir)[0].data.tags
     assert tags["data.classes"] == "unlabelled" and tags["data.files"] == "120" and "8x8" in tags["data.transform"]

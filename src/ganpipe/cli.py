@@ -28,16 +28,32 @@ ROWS = [("IS", "is"), ("IS split mean", "is_split_mean"), ("FID", "fid"), ("KID"
         ("confident share", "confident_share"), ("class agreement", "class_agreement")]
 
 
-def score_table(result: dict) -> str:
-    """The scores of the samples beside the real-data ceiling, as aligned text."""
-    lines = [f"{'metric':<22}{'samples':>12}{'real ceiling':>14}"]
-    for label, key in ROWS:
-        if key in result["fake"]:
-            fake, real = result["fake"][key], result["real"].get(key)
+COPY_ROWS = [("copy share", "copy_share"), ("copying C_T", "copy_ct")]
+
+
+def _rows(space: dict, rows: list[tuple[str, str]]) -> list[str]:
+    lines = []
+    for label, key in rows:
+        if space["fake"].get(key) is not None:
+            fake, real = space["fake"][key], space["real"].get(key)
             lines.append(f"{label:<22}{fake:>12.4g}{real:>14.4g}" if real is not None else f"{label:<22}{fake:>12.4g}")
-    p = result["protocol"]
-    lines.append(f"protocol: {p['n_fake']} samples vs {p['n_holdout']} held-out images; features "
-                 f"{p['feature_dim']}-d from classifier {p['classifier_sha256'][:12]}")
+    return lines
+
+
+def score_table(result: dict) -> str:
+    """The scores of the samples beside the real-data ceiling, as aligned text: one block per feature space."""
+    lines = []
+    if "fake" in result:
+        p = result["protocol"]
+        lines += [f"{'classifier space':<22}{'samples':>12}{'real ceiling':>14}", *_rows(result, ROWS + COPY_ROWS),
+                  f"protocol: {p['n_fake']} samples vs {p['n_holdout']} held-out images; features "
+                  f"{p['feature_dim']}-d from classifier {p['classifier_sha256'][:12]}"]
+    if "inception" in result:
+        space, p = result["inception"], result["inception"]["protocol"]
+        lines += [f"{'Inception-V3 space':<22}{'samples':>12}{'real ceiling':>14}",
+                  *_rows(space, ROWS[2:8] + COPY_ROWS),
+                  f"protocol: {p['n_fake']} samples (ceiling: {p['n_holdout']} held-out images) vs the "
+                  f"{p['n_train']} training images; FID depends on n: compare only equal n"]
     return "\n".join(lines)
 
 
@@ -53,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--value-range", choices=list(RANGES),
                     help="what float pixels mean (black,white): needed unless the file says it or holds negatives")
     ev.add_argument("--out", type=Path, help="JSON file to write (default: <samples>.eval.json)")
+    ev.add_argument("--features", choices=list(config.FEATURES),
+                    help="feature space(s) to score in (default: evaluate.features of the params); inception is the "
+                         "standard space of published FIDs and needs no labels or classifier")
     ev.add_argument("--mlflow", metavar="RUN_NAME", help="also log the scores as an MLflow run of this name")
     cmp = sub.add_parser("compare", help="compare MLflow runs: differing params and eval scores, and a plot")
     cmp.add_argument("--experiment", help="MLflow experiment (default: tracking.experiment of params.yaml)")
@@ -92,7 +111,7 @@ def evaluate(cfg: config.Config, args: argparse.Namespace) -> str:
     """`ganpipe evaluate --samples`: the score table, and where the JSON (and the MLflow run) went."""
     from ganpipe.pipeline.external import evaluate_samples
 
-    result = evaluate_samples(cfg, args.samples, args.out, args.mlflow, args.value_range)
+    result = evaluate_samples(cfg, args.samples, args.out, args.mlflow, args.value_range, args.features)
     return score_table(result) + f"\nwrote {result['json']}" + (
         f"\n{result['mlflow_note']}" if "mlflow_note" in result else "")
 

@@ -24,6 +24,7 @@ ACTIVATIONS = ("relu", "leaky_relu", "tanh")
 LOSSES = ("nonsaturating", "bce", "hinge", "wgan-gp", "lsgan")
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
+FEATURES = ("classifier", "inception", "both")  # the feature spaces evaluate scores in
 AUGMENTS = ("translation", "cutout")  # DiffAugment policies (Zhao et al. 2020)
 
 
@@ -62,6 +63,8 @@ class PathsConfig:
     sample_grid: str
     eval_metrics: str
     eval_hist: str  # predicted-class counts of samples and real held-out images (a DVC plot)
+    inception_reference: str  # Inception-V3 features of the real splits (stage `reference`)
+    copy_grid: str  # the samples closest to a training image, beside it (copy detection)
     checkpoint: str  # train's resume state; deliberately not a DVC output (see dvc.yaml)
 
     def __post_init__(self) -> None:
@@ -222,13 +225,29 @@ class EvaluateConfig:
     kid_subset_size: int  # clipped to the smaller set
     pr_k: int  # k of the k-NN manifolds of precision / recall
     dc_k: int  # k of the k-NN balls of density / coverage
+    features: str  # classifier | inception (standard Inception-V3, comparable with papers) | both
+    inception_n: int  # samples scored in Inception space (the first n); FID depends on n
+    inception_batch: int  # images per Inception forward pass
+    copy_quantile: float  # a sample is a likely copy when closer to a training image than this share of held-out
+    copy_cells: int  # k-means cells of the data-copying test C_T (Meehan et al. 2020)
+    fid_infinity_points: int  # Inception FID extrapolated to infinite n from this many subset sizes; 0 = off
 
     def __post_init__(self) -> None:
-        _positive(self, "evaluate", ("batch_size", "is_splits", "pr_k", "dc_k"))
+        _positive(self, "evaluate", ("batch_size", "is_splits", "pr_k", "dc_k", "inception_batch"))
+        _require(self.features in FEATURES, "evaluate.features", f"must be one of {list(FEATURES)}", self.features)
+        _within(self, "evaluate", ("inception_n",), 2, MAX_SAMPLES)
+        _within(self, "evaluate", ("copy_cells",), 1, 1000)
+        _require(self.fid_infinity_points == 0 or 3 <= self.fid_infinity_points <= 100,
+                 "evaluate.fid_infinity_points", "must be 0 (off) or in [3, 100]", self.fid_infinity_points)
+        _require(0 < self.copy_quantile < 1, "evaluate.copy_quantile", "must be in (0, 1)", self.copy_quantile)
         _within(self, "evaluate", ("kid_subsets",), 1, 10_000)
         _within(self, "evaluate", ("kid_subset_size",), 2, MAX_SAMPLES)  # unbiased MMD^2 needs pairs
         _require(0 < self.confidence < 1, "evaluate.confidence", "must be in (0, 1)", self.confidence)
         _require(0 < self.cover_share <= 1, "evaluate.cover_share", "must be in (0, 1]", self.cover_share)
+
+    def uses(self, space: str) -> bool:
+        """Whether evaluate scores in the feature space `space` (classifier | inception)."""
+        return self.features in (space, "both")
 
 
 @dataclass(frozen=True)
@@ -270,6 +289,9 @@ class Config:
             if k >= n:
                 raise ConfigError(f"evaluate.{key} ({k}) must be smaller than sample.n ({n}): a k-NN radius needs "
                                   f"more than k points. Lower evaluate.{key} or raise sample.n")
+        if self.evaluate.uses("inception") and self.evaluate.inception_n > n:
+            raise ConfigError(f"evaluate.inception_n ({self.evaluate.inception_n}) must be at most sample.n ({n}): "
+                              f"it scores the first inception_n samples. Lower it or raise sample.n")
 
     def flat(self) -> dict[str, Any]:
         """All params as {'train.g_lr': 0.0002, ...}, the form MLflow logs."""

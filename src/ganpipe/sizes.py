@@ -26,7 +26,8 @@ def check_data(cfg: Config, n_train: int, n_holdout: int, image_size: int) -> No
     dim, k = cfg.classifier.feature_dim, max(cfg.evaluate.pr_k, cfg.evaluate.dc_k)
     grow = (f"raise data.max_images ({cfg.data.max_images}) or data.holdout_fraction ({cfg.data.holdout_fraction})"
             if cfg.data.max_images is not None else f"raise data.holdout_fraction ({cfg.data.holdout_fraction})")
-    for name, n in (("held-out", n_holdout), ("training", n_train)):
+    spaces = (("held-out", n_holdout), ("training", n_train)) if cfg.evaluate.uses("classifier") else ()
+    for name, n in spaces:
         if n <= dim:
             raise ConfigError(f"the {name} split has {n} images, but FID in the classifier's {dim}-d feature "
                               f"space needs more than {dim}: {grow}, or lower classifier.feature_dim")
@@ -65,5 +66,6 @@ def check_labelled(info: dict) -> None:
         what = ("has no labels (a flat folder of images)" if not info.get("labelled", True)
                 else f"has a single class ({', '.join(info.get('classes', []))})")
         raise ConfigError(f"the data {what}, but the evaluation classifier and its scores need at least two "
-                          f"classes: put the images into one subfolder per class under data.root, or train the "
-                          f"GAN alone with `dvc repro train` (model.conditional: false)")
+                          f"classes: put the images into one subfolder per class under data.root, or score in "
+                          f"the standard Inception space alone, which needs no labels (evaluate.features: "
+                          f"inception, with model.conditional: false)")

@@ -12,11 +12,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from ganpipe.checkpoint import load_module, save_module
+from ganpipe.checkpoint import header, load_module, read_header, save_module
 from ganpipe.config import ClassifierConfig
 from ganpipe.data.images import to_float
 from ganpipe.data.split import Split
-from ganpipe.errors import DivergenceError
+from ganpipe.errors import CheckpointError, DivergenceError
+from ganpipe.files import atomic
 from ganpipe.sizes import check_batch_fits
 
 
@@ -131,8 +132,30 @@ def save(model: Classifier, path: Path, params: dict[str, str]) -> None:
     save_module(model, path, "classifier", {"hparams": model.hparams, "params": params})
 
 
+NOT_TRAINED = "classifier-not-trained"  # the file train_classifier writes when evaluate.features = inception
+
+
+def save_not_trained(path: Path, features: str) -> None:
+    """Record that no classifier was trained because no score needs one (evaluate.features = inception)."""
+    from safetensors.torch import save_file
+
+    with atomic(path) as tmp:
+        save_file({}, str(tmp), metadata=header(NOT_TRAINED, {"evaluate.features": features}))
+
+
+def _not_trained(path: Path) -> bool:
+    try:
+        read_header(path, NOT_TRAINED)
+        return True
+    except Exception:  # noqa: BLE001 - any other file, or none, is load_module's to judge and explain
+        return False
+
+
 def load(path: Path) -> Classifier:
     """The classifier in eval mode; `.trained_with` holds the classifier.* params it was trained with."""
+    if _not_trained(path):
+        raise CheckpointError(f"{path} records that no classifier was trained (evaluate.features was inception): "
+                              f"run `dvc repro train_classifier` with the current params")
     model, meta = load_module(path, "classifier", lambda meta: Classifier(**meta["hparams"]), stage="train_classifier")
     model.trained_with = dict(meta["params"])
     return model

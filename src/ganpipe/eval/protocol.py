@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from ganpipe.config import EvaluateConfig
-from ganpipe.eval import metrics
+from ganpipe.eval import copying, metrics
 from ganpipe.eval.classifier import Classifier, features_and_probs
 from ganpipe.keys import SCORE_PREFIXES
 
@@ -28,7 +28,10 @@ SCORE_KINDS = {
     "fid": "distance", "kid": "distance", "density": "distance",
     "kl_uniform": "nats",
     "is_split_std": "spread", "kid_std": "spread",
+    "copy_share": "share", "copy_threshold": "distance", "copy_ct": "distance", "copy_ct_cells": "count",
 }
+INCEPTION_PREFIX = "inception_"  # Inception-space scores: eval/inception_fid, eval_real/inception_fid, ...
+SCORE_KINDS |= {INCEPTION_PREFIX + k: v for k, v in SCORE_KINDS.items()}
 
 
 @dataclass(frozen=True)
@@ -109,8 +112,9 @@ def conditional_scores(sample: Embedded, requested: torch.Tensor, ref: Embedded,
 def evaluate(clf: Classifier, fake: torch.Tensor, holdout: torch.Tensor, train: torch.Tensor,
              cfg: EvaluateConfig, requested: torch.Tensor | None = None,
              holdout_labels: torch.Tensor | None = None, train_labels: torch.Tensor | None = None,
-             classifier_sha256: str = "") -> dict:
-    """{'fake': scores vs holdout, 'real': holdout scored vs train (the ceiling), 'protocol': how}.
+             classifier_sha256: str = "") -> tuple[dict, tuple[torch.Tensor, torch.Tensor]]:
+    """({'fake': scores vs holdout, 'real': holdout scored vs train (the ceiling), 'protocol': how}, each
+    sample's distance to and index of its nearest training image (copy detection, eval/copying.py)).
 
     `requested`: the class a conditional generator was asked for per sample; adds class agreement (the
     classifier's accuracy on held-out labels is its ceiling) and per-class FID against the training split's
@@ -118,6 +122,9 @@ def evaluate(clf: Classifier, fake: torch.Tensor, holdout: torch.Tensor, train: 
     """
     fake_e, hold_e, train_e = (embed(clf, x, cfg.batch_size) for x in (fake, holdout, train))
     result = {"fake": scores(fake_e, hold_e, cfg), "real": scores(hold_e, train_e, cfg)}
+    copy, fake_d, fake_i = copying.scores(train_e.features, hold_e.features, fake_e.features, cfg.copy_quantile,
+                                          cfg.copy_cells)
+    result["fake"] |= copy
     if requested is not None and train_labels is not None and holdout_labels is not None:
         result["fake"] |= conditional_scores(fake_e, requested, train_e, train_labels)
         result["real"] |= conditional_scores(hold_e, holdout_labels, train_e, train_labels)
@@ -134,13 +141,19 @@ def evaluate(clf: Classifier, fake: torch.Tensor, holdout: torch.Tensor, train: 
         "kid_features": "centred on the reference mean, divided by the reference's RMS deviation per dimension",
         "precision_recall_k": cfg.pr_k, "density_coverage_k": cfg.dc_k,
         "knn_sets": "equal size: a fixed random subset of the larger set",
+        "copy": {"distance": "Euclidean in the classifier features, to the nearest training image",
+                 "quantile": cfg.copy_quantile, "threshold_from": "held-out split", "ct_cells": cfg.copy_cells,
+                 "ct_min_samples_per_cell": copying.MIN_FAKES},
     }
-    return result
+    return result, (fake_d, fake_i)
 
 
 def flat_scores(result: dict) -> dict[str, float]:
-    """The scalar scores as MLflow metrics: eval/<name> for the samples, eval_real/<name> for the ceiling."""
+    """The scalar scores as MLflow metrics: eval/<name> for the samples, eval_real/<name> for the ceiling;
+    eval/inception_<name> and eval_real/inception_<name> in Inception space."""
     out = {}
-    for side, prefix in zip(("fake", "real"), SCORE_PREFIXES):
-        out |= {f"{prefix}{k}": float(v) for k, v in result[side].items() if isinstance(v, (int, float))}
+    for space, name in ((result, ""), (result.get("inception", {}), INCEPTION_PREFIX)):
+        for side, prefix in zip(("fake", "real"), SCORE_PREFIXES):
+            out |= {f"{prefix}{name}{k}": float(v) for k, v in space.get(side, {}).items()
+                    if isinstance(v, (int, float))}
     return out

@@ -1,9 +1,16 @@
-"""Stage `evaluate`: the samples scored against the real held-out split (and the held-out split against the
-training split: the ceiling), written to paths.eval_metrics and logged to MLflow on the run its provenance
-names (track/landing.py): the training run when it logged exactly these inputs, else a linked evaluation run.
+"""Stage `evaluate`: the samples scored against the real data in the feature spaces evaluate.features names,
+written to paths.eval_metrics and logged to MLflow on the run its provenance names (track/landing.py): the
+training run when it logged exactly these inputs, else a linked evaluation run.
+
+- classifier space: against the held-out split (and the held-out split against the training split: the
+  ceiling), with the evaluation classifier;
+- Inception space (eval/standard.py): against the training split's features from the `reference` stage, as
+  papers do; only the samples' own features are computed here.
+Copy detection runs in each space; the closest sample/training-image pairs are drawn to paths.copy_grid.
 
 It reads only what dvc.yaml declares: the samples file (which records its generator and sample params), the
-classifier file (which records its params) and the prepared folder (which records the data hash)."""
+classifier file (which records its params), the prepared folder (which records the data hash) and the
+Inception reference."""
 from __future__ import annotations
 
 import dataclasses
@@ -20,20 +27,51 @@ from ganpipe.data.images import make_grid, save_png
 from ganpipe.data.prepared import read_prepared
 from ganpipe.data.samples import load_samples
 from ganpipe.data.split import Split
-from ganpipe.eval import classifier, identity, protocol
+from ganpipe.errors import ConfigError
+from ganpipe.eval import classifier, copying, identity, inception, protocol, reference, standard
 from ganpipe.files import class_counts_csv, write_json, write_text
 from ganpipe.track import landing, provenance, tracking
 
+PAIRS = 8  # closest sample / training-image pairs drawn
 
-def score(clf: classifier.Classifier, clf_sha: str, images: torch.Tensor, requested: torch.Tensor | None,
-          train: Split, holdout: Split, cfg: EvaluateConfig, what: str) -> tuple[dict, float]:
-    """(every score of `images` with the protocol, seconds). `what` names the images in a refusal."""
-    k = max(cfg.pr_k, cfg.dc_k)
-    sizes.check_scoring(len(images), len(holdout.labels), clf.hparams["feature_dim"], k, what)
+
+def score(clf_path: Path, images: torch.Tensor, requested: torch.Tensor | None, train: Split, holdout: Split,
+          info: dict, cfg: Config, what: str) -> tuple[dict, dict, torch.Tensor]:
+    """(every score of `images` in the configured spaces with their protocols, timings, closest-pairs grid
+    images). `what` names the images in a refusal. Timings stay out of the result: its bytes must repeat."""
+    ev = cfg.evaluate
     start = time.perf_counter()
-    result = protocol.evaluate(clf, images, holdout.images, train.images, cfg, requested, holdout.labels,
-                               train.labels, clf_sha)
-    return result, time.perf_counter() - start
+    result: dict = {}
+    timings: dict[str, float] = {}
+    nearest = None
+    if ev.uses("classifier"):
+        clf = classifier.load(clf_path)
+        k = max(ev.pr_k, ev.dc_k)
+        sizes.check_scoring(len(images), len(holdout.labels), clf.hparams["feature_dim"], k, what)
+        result, nearest = protocol.evaluate(clf, images, holdout.images, train.images, ev, requested,
+                                            holdout.labels, train.labels, file_sha256(clf_path))
+    if ev.uses("inception"):
+        result["inception"], nearest, timings["time/inception_images_per_s"] = inception_scores(images, info, cfg,
+                                                                                                 what)
+    fake_d, fake_i = nearest
+    pairs = copying.closest_pairs(images, train.images, fake_d, fake_i, min(PAIRS, len(images)))
+    return result, {"time/evaluate_s": time.perf_counter() - start, **timings}, pairs
+
+
+def inception_scores(images: torch.Tensor, info: dict, cfg: Config, what: str) -> tuple[dict, tuple, float]:
+    """(Inception-space scores of the first evaluate.inception_n images, nearest training image, images/s)."""
+    ev: EvaluateConfig = cfg.evaluate
+    train_f, hold_f = reference.load(Path(cfg.paths.inception_reference), info["sha256"])
+    n = min(ev.inception_n, len(images))
+    if n <= max(ev.pr_k, ev.dc_k) or n < 2:
+        raise ConfigError(f"{what} gives {n} images for Inception space; the k-NN scores need more than "
+                                f"{max(ev.pr_k, ev.dc_k)}: score more images (evaluate.inception_n)")
+    net = inception.load(inception.device())
+    start = time.perf_counter()
+    fake_f = inception.features(net, images[:n], ev.inception_batch, "samples")
+    seconds = time.perf_counter() - start
+    result, fake_d, fake_i = standard.evaluate(fake_f, train_f, hold_f, ev)
+    return result, (fake_d, fake_i), n / seconds
 
 
 def run_name(tags: dict[str, str], training: tracking.RunRecord | None) -> str:
@@ -46,17 +84,22 @@ def run(cfg: Config) -> dict:
     info, train_split, holdout = read_prepared(Path(cfg.paths.prepared))
     samples = load_samples(Path(cfg.paths.samples))
     clf_path = Path(cfg.paths.classifier)
-    clf, clf_sha = classifier.load(clf_path), file_sha256(clf_path)
+    clf_sha = file_sha256(clf_path)
+    trained_with = classifier.load(clf_path).trained_with if cfg.evaluate.uses("classifier") else {}
     prov = identity.Provenance(
         generator_sha256=samples.meta["generator_sha256"], samples_sha256=None, data_sha256=info["sha256"],
-        classifier_sha256=clf_sha, params={**samples.meta["params"], **cfg.logged("evaluate"), **clf.trained_with})
+        classifier_sha256=clf_sha, params={**samples.meta["params"], **cfg.logged("evaluate"), **trained_with},
+        features=cfg.evaluate.features)
     tracking.connect(cfg.tracking)  # a store that is down fails now, not after the scoring
-    result, seconds = score(clf, clf_sha, samples.images, samples.labels, train_split, holdout, cfg.evaluate,
-                            "sample.n")
-    result["protocol"] |= {"generator_sha256": prov.generator_sha256, "provenance": prov.key}
+    result, timings, pairs = score(clf_path, samples.images, samples.labels, train_split, holdout, info, cfg,
+                                   "sample.n")
+    result.setdefault("protocol", {})
+    result["protocol"] |= {"generator_sha256": prov.generator_sha256, "provenance": prov.key,
+                           "features": cfg.evaluate.features}
     write_json(Path(cfg.paths.eval_metrics), result)
-    hists = {side: result[side]["class_hist"] for side in ("fake", "real")}
+    hists = {side: result[side]["class_hist"] for side in ("fake", "real") if side in result}
     write_text(Path(cfg.paths.eval_hist), class_counts_csv("source", hists))
+    save_png(make_grid(pairs, len(pairs) // 2), Path(cfg.paths.copy_grid))
     if cfg.tracking.enabled:
         root = tracking.project_root()
         tags = {**provenance.git_tags(Path.cwd(), list(dataclasses.asdict(cfg.paths).values())),
@@ -66,8 +109,9 @@ def run(cfg: Config) -> dict:
             grid = Path(tmp) / "sample_grid.png"  # the sample stage's grid, drawn again from the samples file
             save_png(make_grid(samples.images[: rows * rows], rows), grid)
             decision = landing.land(cfg.tracking, prov, protocol.flat_scores(result),
-                                              {"time/evaluate_s": seconds},
-                                              [(Path(cfg.paths.eval_metrics), "eval"), (grid, "eval")], tags,
-                                              lambda training: run_name(tags, training))
+                                    timings,
+                                    [(Path(cfg.paths.eval_metrics), "eval"), (grid, "eval"),
+                                     (Path(cfg.paths.copy_grid), "eval")], tags,
+                                    lambda training: run_name(tags, training))
         print(landing.describe(decision))
-    return {k: v for k, v in result["fake"].items() if isinstance(v, (int, float))}
+    return {k: v for k, v in protocol.flat_scores(result).items() if k.startswith("eval/")}

@@ -9,17 +9,23 @@ from ganpipe.checkpoint import file_sha256
 from ganpipe.config import Config
 from ganpipe.data.imagefiles import read_samples
 from ganpipe.data.prepared import read_prepared
-from ganpipe.errors import DataError
-from ganpipe.eval import classifier, identity, protocol
+from ganpipe.data.split import Split
+from ganpipe.errors import DataError, UserError
+from ganpipe.eval import classifier, identity, inception, protocol, reference
 from ganpipe.files import write_json
 from ganpipe.pipeline.evaluate import score
 from ganpipe.track import landing, tracking
 
+CACHE = Path(".ganpipe")  # Inception references computed for `ganpipe evaluate --samples` (git- and DVC-ignored)
+
 
 def evaluate_samples(cfg: Config, samples: Path, out: Path | None, log_run: str | None,
-                     value_range: str | None = None) -> dict:
+                     value_range: str | None = None, features: str | None = None) -> dict:
     """Writes JSON to `out` (default: beside the samples) and, with `log_run`, logs an MLflow run of that name
-    (tag ganpipe.source=external); a run holding these very scores already is reused instead of duplicated."""
+    (tag ganpipe.source=external); a run holding these very scores already is reused instead of duplicated.
+    `features` overrides evaluate.features (classifier | inception | both)."""
+    if features is not None:
+        cfg = dataclasses.replace(cfg, evaluate=dataclasses.replace(cfg.evaluate, features=features))
     info, train_split, holdout = read_prepared(Path(cfg.paths.prepared))
     c, h, _ = info["image_shape"]
     images, labels = read_samples(samples, c, h, value_range)
@@ -27,26 +33,53 @@ def evaluate_samples(cfg: Config, samples: Path, out: Path | None, log_run: str 
         raise DataError(f"{samples}: labels must be class indices in [0, {info['num_classes']}), got "
                         f"[{labels.min()}, {labels.max()}]")
     clf_path = Path(cfg.paths.classifier)
-    clf, clf_sha = classifier.load(clf_path), file_sha256(clf_path)
+    clf_sha = file_sha256(clf_path) if clf_path.is_file() else ""
+    trained_with = classifier.load(clf_path).trained_with if cfg.evaluate.uses("classifier") else {}
+    if cfg.evaluate.uses("inception"):
+        cfg = ensure_reference(cfg, info, train_split, holdout)
     tracking_cfg = dataclasses.replace(cfg.tracking, enabled=True)
     if log_run:
         tracking.connect(tracking_cfg)  # a store that is down fails now, not after the scoring
-    result, seconds = score(clf, clf_sha, images, labels, train_split, holdout, cfg.evaluate, f"--samples {samples}")
-    result["protocol"]["samples"] = str(samples)
+    result, timings, _ = score(clf_path, images, labels, train_split, holdout, info, cfg, f"--samples {samples}")
+    result.setdefault("protocol", {})
+    result["protocol"] |= {"samples": str(samples), "features": cfg.evaluate.features}
     out = out or samples.with_name((samples.stem if samples.is_file() else samples.name) + ".eval.json")
     write_json(out, result)
     if log_run:
         samples_sha = file_sha256(samples) if samples.is_file() else folder_sha256(samples)
         prov = identity.Provenance(
             generator_sha256=None, samples_sha256=samples_sha, data_sha256=info["sha256"], classifier_sha256=clf_sha,
-            params={**cfg.logged("evaluate"), **clf.trained_with, "samples.value_range": str(value_range)})
+            params={**cfg.logged("evaluate"), **trained_with, "samples.value_range": str(value_range)},
+            features=cfg.evaluate.features)
         tags = {"ganpipe.source": "external", "samples.path": str(samples.resolve())}
-        decision = landing.land(tracking_cfg, prov, protocol.flat_scores(result), {"time/evaluate_s": seconds},
+        decision = landing.land(tracking_cfg, prov, protocol.flat_scores(result), timings,
                                 [(out, "eval")], tags, lambda _: log_run)
         result["mlflow_run_id"] = decision.run_id
         result["mlflow_note"] = landing.describe(decision)
     result["json"] = str(out)
     return result
+
+
+def ensure_reference(cfg: Config, info: dict, train: Split, holdout: Split) -> Config:
+    """The Inception reference of this data: the `reference` stage's file when it holds it, else computed now
+    into that file's place in a cache folder (.ganpipe/) that DVC does not track, and reused next time."""
+    path = Path(cfg.paths.inception_reference)
+    try:
+        reference.load(path, info["sha256"])
+        return cfg
+    except UserError:
+        pass
+    cached = CACHE / f"inception-{info['sha256'][:16]}.safetensors"
+    try:
+        reference.load(cached, info["sha256"])
+    except UserError:
+        print(f"computing the Inception features of the real data once ({info['n_train'] + info['n_holdout']} "
+              f"images) into {cached}; `dvc repro reference` with evaluate.features: both keeps them in DVC")
+        net = inception.load(inception.device())
+        batch = cfg.evaluate.inception_batch
+        reference.save(cached, inception.features(net, train.images, batch, "training split"),
+                       inception.features(net, holdout.images, batch, "held-out split"), info["sha256"], "both")
+    return dataclasses.replace(cfg, paths=dataclasses.replace(cfg.paths, inception_reference=str(cached)))
 
 
 def folder_sha256(folder: Path) -> str:

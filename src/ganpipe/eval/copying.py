@@ -1,0 +1,111 @@
+"""Copy detection: does the generator reproduce its training images? Pure functions on feature vectors.
+
+Two scores, both judged against real held-out images (which the generator never saw, so they show how close a
+new image from the data distribution lands to the training set by chance):
+- copy share: the share of samples nearer to a training image than `quantile` (5%) of held-out images are.
+  Held-out-like samples score about `quantile`; a generator that returns training images scores 1.
+- C_T, the data-copying test statistic of Meehan, Chaudhuri & Dasgupta (AISTATS 2020): the training set is cut
+  into k-means cells; in each cell a Mann-Whitney U test compares the samples' and the held-out images'
+  distances to their nearest training image in the cell; C_T is the held-out-weighted mean of the cells'
+  z-scores. About 0 for a generator that neither copies nor underfits, strongly negative for copying (the
+  paper flags C_T < -3), positive for samples farther from the training data than new real images are.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+Tensor = torch.Tensor
+MIN_FAKES = 20  # C_T leaves out cells with fewer samples (the paper's tau = 20 / m)
+
+
+def nearest(queries: Tensor, refs: Tensor, chunk: int = 1000) -> tuple[Tensor, Tensor]:
+    """(distance, index) of each query's nearest reference point, Euclidean; float64 distances."""
+    q, r = queries.double(), refs.double()
+    dist, index = torch.empty(len(q), dtype=torch.float64), torch.empty(len(q), dtype=torch.long)
+    for start in range(0, len(q), chunk):
+        block = torch.cdist(q[start : start + chunk], r)
+        dist[start : start + len(block)], index[start : start + len(block)] = block.min(1)
+    return dist, index
+
+
+def copy_share(sample_dist: Tensor, holdout_dist: Tensor, quantile: float = 0.05) -> tuple[float, float]:
+    """(share of samples nearer to the training set than the `quantile` of held-out images, that distance)."""
+    threshold = torch.quantile(holdout_dist.double(), quantile).item()
+    return (sample_dist < threshold).double().mean().item(), threshold
+
+
+def mann_whitney_z(held: Tensor, fake: Tensor) -> float:
+    """z-score of the Mann-Whitney U statistic U = #{(i, j): fake_j > held_i} (+ 1/2 per tie), the normal
+    approximation under the null of one distribution: negative when the fakes' distances are smaller."""
+    held, fake = held.double(), fake.double()
+    n, m = len(held), len(fake)
+    # ranks of the pooled values (ties share their mean rank), so U needs no n*m comparison matrix
+    pooled = torch.cat([fake, held])
+    order = pooled.argsort()
+    sorted_vals = pooled[order]
+    ranks = torch.empty_like(pooled)
+    ranks[order] = torch.arange(1, len(pooled) + 1, dtype=torch.float64)
+    _, inverse, counts = torch.unique_consecutive(sorted_vals, return_inverse=True, return_counts=True)
+    ends = counts.cumsum(0).double()
+    mean_rank = ends - (counts.double() - 1) / 2
+    ranks[order] = mean_rank[inverse]
+    u = ranks[:m].sum().item() - m * (m + 1) / 2
+    return (u - m * n / 2) / math.sqrt(m * n * (m + n + 1) / 12)
+
+
+def kmeans(x: Tensor, k: int, seed: int = 0, iters: int = 100) -> Tensor:
+    """Centres [k, F] of Lloyd's k-means from a seeded k-means++ start (deterministic for a seed); fewer than k
+    when the points have fewer distinct values."""
+    x = x.double()
+    g = torch.Generator().manual_seed(seed)
+    centres = x[torch.randint(len(x), (1,), generator=g)]
+    for _ in range(1, k):
+        d2 = torch.cdist(x, centres).min(1).values.pow(2)
+        if d2.sum() <= 0:  # fewer distinct points than cells (e.g. dead features): fewer cells
+            break
+        centres = torch.cat([centres, x[torch.multinomial(d2 / d2.sum(), 1, generator=g)]])
+    k = len(centres)
+    for _ in range(iters):
+        assign = torch.cdist(x, centres).argmin(1)
+        moved = torch.stack([x[assign == c].mean(0) if (assign == c).any() else centres[c] for c in range(k)])
+        if torch.equal(moved, centres):
+            break
+        centres = moved
+    return centres
+
+
+def data_copying_ct(train: Tensor, held: Tensor, fake: Tensor, cells: int, seed: int = 0,
+                    min_fakes: int = MIN_FAKES) -> dict:
+    """Meehan et al.'s C_T: {'ct', 'cells_used', 'cells'}. Cells holding fewer than `min_fakes` samples are
+    left out (the paper's tau = 20 / m), as are cells without held-out images; with no cell left, ct is None."""
+    centres = kmeans(train, min(cells, len(train)), seed)
+    cells = len(centres)
+    cell_of = {name: nearest(x, centres)[1] for name, x in (("train", train), ("held", held), ("fake", fake))}
+    weighted, weight, used = 0.0, 0.0, 0
+    for c in range(cells):
+        t, h, f = (x[cell_of[name] == c] for name, x in (("train", train), ("held", held), ("fake", fake)))
+        if len(f) < min_fakes or len(h) == 0 or len(t) == 0:
+            continue
+        z = mann_whitney_z(nearest(h, t)[0], nearest(f, t)[0])
+        share = len(h) / len(held)
+        weighted, weight, used = weighted + share * z, weight + share, used + 1
+    ct = weighted / weight if weight > 0 else None  # no cell holds enough samples: C_T is undefined
+    return {"ct": ct, "cells_used": used, "cells": cells}
+
+
+def scores(train: Tensor, held: Tensor, fake: Tensor, quantile: float, cells: int) -> tuple[dict, Tensor, Tensor]:
+    """({'copy_share', 'copy_threshold', 'copy_ct', ...}, each sample's nearest-training distance and index)."""
+    fake_d, fake_i = nearest(fake, train)
+    held_d, _ = nearest(held, train)
+    share, threshold = copy_share(fake_d, held_d, quantile)
+    ct = data_copying_ct(train, held, fake, cells)
+    return ({"copy_share": share, "copy_threshold": threshold, "copy_ct": ct["ct"],
+             "copy_ct_cells": ct["cells_used"]}, fake_d, fake_i)
+
+
+def closest_pairs(fake_images: Tensor, train_images: Tensor, fake_d: Tensor, fake_i: Tensor, n: int) -> Tensor:
+    """uint8 [2n, C, H, W]: the n samples nearest to a training image (top row), their training images below."""
+    order = fake_d.argsort()[:n]
+    return torch.cat([fake_images[order], train_images[fake_i[order]]])
