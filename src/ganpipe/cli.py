@@ -94,7 +94,12 @@ def main(argv: list[str] | None = None) -> int:
                        ("pull", "fetch this commit's DVC outputs from a remote")):
         share_cmd = sub.add_parser(verb, help=f"{what} (dvc {verb}, with clear errors)")
         share_cmd.add_argument("--remote", "-r", help="DVC remote name (default: the default remote)")
+    node = sub.add_parser("train-node", help="join a training over several machines (train.nodes > 1) as node K; "
+                                             "node 0 is the machine running `dvc repro`")
+    node.add_argument("--node-rank", type=int, required=True, metavar="K", help="this machine's node rank, 1 or more")
     args = parser.parse_args(argv)
+    if args.command == "train-node":
+        return _train_node(args)
     if args.command in ("push", "pull"):
         from ganpipe.track import share, tracking
 
@@ -105,6 +110,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "compare":
         return _printed(lambda: compare(config.load(args.params), args))
     return _printed(lambda: evaluate(config.load(args.params), args))
+
+
+def _train_node(args: argparse.Namespace) -> int:
+    """`ganpipe train-node`: this machine's processes of a multi-machine training (same commit, params, data)."""
+    from ganpipe.pipeline import train
+
+    def join() -> None:
+        cfg = config.load(args.params)
+        if cfg.train.nodes < 2 or args.node_rank < 1:
+            raise ConfigError(f"train-node joins a training over several machines as node 1 or more: needs "
+                              f"train.nodes > 1 (it is {cfg.train.nodes}) and --node-rank >= 1 (got {args.node_rank})")
+        train.run(cfg, node_rank=args.node_rank)
+
+    code, _ = run_guarded(join)
+    return code
 
 
 def evaluate(cfg: config.Config, args: argparse.Namespace) -> str:

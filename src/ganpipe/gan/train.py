@@ -4,6 +4,11 @@ Speed: the whole training set is one in-memory float tensor on the training devi
 indexing it, so there is no per-item Dataset/DataLoader work; losses are summed as tensors and read once per
 epoch. Every random draw comes from an explicit generator whose state is part of the resume checkpoint, so an
 interrupted and resumed run ends with bitwise the same weights as an uninterrupted one.
+
+On several processes (`replicas`, see ganpipe.dist) every rank draws the same global batch order and the same
+global noise and takes its own equal slice of each, so N processes follow the one-process run's data order;
+DistributedDataParallel averages the gradients, so every rank holds the same G, D and EMA weights after every
+step. Only the caller's rank 0 passes callbacks that log or save.
 """
 from __future__ import annotations
 
@@ -17,8 +22,9 @@ from tqdm import tqdm
 
 from ganpipe.config import TrainConfig
 from ganpipe.data.images import to_float
+from ganpipe.dist.group import SOLO, Replicas
 from ganpipe.errors import ConfigError, DivergenceError
-from ganpipe.gan import devices, resume
+from ganpipe.gan import devices, resume, syncnorm
 from ganpipe.gan.augment import diff_augment
 from ganpipe.gan.ema import EMA
 from ganpipe.gan.losses import LOSSES, gradient_penalty, r1_penalty
@@ -28,6 +34,8 @@ from ganpipe.sizes import check_batch_fits
 LogFn = Callable[[int, dict[str, float]], None]  # (epoch, {"loss/d": ...})
 ImageFn = Callable[[int, torch.Tensor], None]  # (epoch, uint8 [N, C, H, W] fixed-noise samples)
 SaveFn = Callable[[dict], None]  # receives the resume state after an epoch
+StepFn = Callable[[int, nn.Module, nn.Module, "EMA | None"], None]  # (step, G, D, ema) after each G update
+RANK_SEED = 7919  # per-rank streams (DiffAugment, dropout) are seeded seed + k + RANK_SEED * rank
 
 
 @dataclass
@@ -67,6 +75,8 @@ def train(
     save_state: SaveFn | None = None,
     resume_from: dict | None = None,
     progress: bool = True,
+    replicas: Replicas = SOLO,
+    after_step: StepFn | None = None,  # observers (tests): every rank's networks after each step
 ) -> TrainResult:
     conditional = G.cond.embed is not None
     num_classes = G.cond.embed.num_embeddings if conditional else 1  # unconditional: the labels are never read
@@ -76,10 +86,12 @@ def train(
     labels = torch.zeros(len(images), dtype=torch.int64) if labels is None else labels
     device = devices.resolve(cfg.device)
     torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)  # the global RNG is used only by dropout
+    torch.manual_seed(cfg.seed + RANK_SEED * replicas.rank)  # the global RNG is used only by dropout
     # channels-last (NHWC) is the layout the fast conv kernels of oneDNN (CPU) and cuDNN (GPU) work in
     # (measured here: +20-30% images/s in bf16 for the default DCGAN; see benchmarks/arch_speed.py)
     fmt = torch.channels_last
+    if cfg.sync_batchnorm and replicas.world > 1:
+        syncnorm.convert(G), syncnorm.convert(D)
     G.to(device, memory_format=fmt).train()
     D.to(device, memory_format=fmt).train()
     # the images stay uint8 where they are (4x smaller than float; possibly memory-mapped from the prepared
@@ -93,7 +105,7 @@ def train(
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.d_lr, betas=cfg.d_betas, fused=True)
     order_gen = torch.Generator().manual_seed(cfg.seed)  # batch order (CPU: same order on every device)
     noise_gen = devices.generator(device, cfg.seed + 1)  # z, fake labels, GP interpolation weights
-    aug_gen = devices.generator(device, cfg.seed + 2)  # DiffAugment
+    aug_gen = devices.generator(device, cfg.seed + 2 + RANK_SEED * replicas.rank)  # DiffAugment (per rank)
     ema = EMA(G, cfg.ema_decay) if cfg.ema_decay is not None else None
     history: list[dict[str, float]] = []
     start_epoch, steps = 0, 0
@@ -104,10 +116,18 @@ def train(
         opt_d.load_state_dict(resume_from["opt_d"])
         if ema is not None:
             ema.load_state_dict(resume_from["ema"])
-        resume.restore_rng(resume_from["rng"], order_gen, noise_gen, aug_gen)
+        rngs = resume_from["rng"]  # one entry per rank of the run that saved it
+        if len(rngs) == replicas.world:
+            resume.restore_rng(rngs[replicas.rank], order_gen, noise_gen, aug_gen)
+        else:  # the shared streams continue; the per-rank ones (augment, dropout) restart from this rank's seed
+            resume.restore_shared_rng(rngs[0], order_gen, noise_gen)
         history, start_epoch, steps = list(resume_from["history"]), resume_from["epoch"], resume_from["steps"]
+    # after any resume load: DDP starts every rank from rank 0's weights
+    G_step, D_step = replicas.wrap(G), replicas.wrap(D)
     shown = ema.model if ema is not None else G  # the network grids (and later sampling) use
-    B = cfg.batch_size
+    B = cfg.batch_size  # the global batch
+    mine = replicas.part(B)  # this rank's slice of each global batch and of each global noise draw
+    b = mine.stop - mine.start
     batches = len(images) // B  # drop the ragged last batch: batch-norm statistics stay comparable
     amp = lambda: devices.autocast(device, cfg.precision)  # noqa: E731  (a fresh context per use)
     augment = (lambda x: diff_augment(x, cfg.augment, aug_gen)) if cfg.augment else (lambda x: x)
@@ -121,24 +141,25 @@ def train(
     for epoch in bar:
         perm = torch.randperm(len(images), generator=order_gen).to(images_src.device)
         sums = torch.zeros(len(names), device=device)  # per-step numbers summed over the epoch
-        for b in range(batches):
-            idx = perm[b * B : (b + 1) * B]
+        for step in range(batches):
+            idx = perm[step * B : (step + 1) * B][mine]
             real = to_float(images_src[idx].to(device, non_blocking=True)).contiguous(memory_format=fmt)
             y_real = labels_src[idx].to(device, non_blocking=True)
             for i in range(cfg.d_steps):
                 last = i == cfg.d_steps - 1
-                z = torch.randn(B, z_dim, generator=noise_gen, device=device)
-                y_fake = torch.randint(0, num_classes, (B,), generator=noise_gen, device=device)
+                z = torch.randn(B, z_dim, generator=noise_gen, device=device)[mine]
+                y_fake = torch.randint(0, num_classes, (B,), generator=noise_gen, device=device)[mine]
                 with amp():
                     with torch.set_grad_enabled(last):  # the last fakes are reused for G's update below
-                        fake = G(z, y_fake)
+                        fake = G_step(z, y_fake)
                     # one D pass over [real; fake]: one large matmul per layer instead of two small ones
-                    logits = D(augment(torch.cat([real, fake.detach()])), torch.cat([y_real, y_fake])).float()
-                logits_real, logits_fake = logits[:B], logits[B:]
+                    logits = D_step(augment(torch.cat([real, fake.detach()])),
+                                    torch.cat([y_real, y_fake])).float()
+                logits_real, logits_fake = logits[:b], logits[b:]
                 d_loss = d_loss_fn(logits_real, logits_fake)
                 extra = []
                 if cfg.gp_weight > 0:
-                    alpha = torch.rand(B, generator=noise_gen, device=device)
+                    alpha = torch.rand(B, generator=noise_gen, device=device)[mine]
                     with amp():
                         gp = gradient_penalty(lambda x: D(augment(x), y_real), real, fake, alpha)
                     d_loss = d_loss + cfg.gp_weight * gp
@@ -151,7 +172,9 @@ def train(
                 opt_d.zero_grad(set_to_none=True)
                 d_loss.backward()
                 opt_d.step()
-            D.requires_grad_(False)  # G's step needs gradients through D, not D's own weight gradients
+            # G's step needs gradients through D, not D's own weight gradients: the plain D (not DDP's
+            # wrapper, whose reducer would wait for D gradients that never come)
+            D.requires_grad_(False)
             with amp():
                 logits_gen = D(augment(fake), y_fake).float()  # the updated D on the same fakes
             g_loss = g_loss_fn(logits_gen)
@@ -162,10 +185,12 @@ def train(
             if ema is not None:
                 ema.update()
             steps += 1
+            if after_step is not None:
+                after_step(steps, G, D, ema)
             with torch.no_grad():
                 sums += torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(logits_real).mean(),
                                      torch.sigmoid(logits_fake).mean(), *extra])
-        row = dict(zip(names, (sums / batches).tolist()))
+        row = dict(zip(names, (replicas.mean_(sums) / batches).tolist()))  # over the global batches
         if not all(math.isfinite(v) for v in row.values()):
             raise DivergenceError(f"training diverged at epoch {epoch}: {row}; lower the learning rates "
                                   f"(train.g_lr, train.d_lr) or try train.loss: hinge")
@@ -176,11 +201,14 @@ def train(
         log(epoch, row)
         if log_images is not None and grid is not None:
             log_images(epoch, render(shown, *grid))
+        if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
+            # every rank's random streams (a collective: all ranks take part, rank 0 saves)
+            rngs = replicas.gather(resume.rng_states(order_gen, noise_gen, aug_gen))
         if save_state is not None and (epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs):
             save_state({"epoch": epoch, "steps": steps, "history": history, "G": G.state_dict(),
                         "D": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
                         "ema": ema.state_dict() if ema is not None else None,
-                        "rng": resume.rng_states(order_gen, noise_gen, aug_gen)})
+                        "rng": rngs, "world_size": replicas.world})
     shown.cpu()
     return TrainResult(history=history, steps=steps, images_seen=steps * cfg.d_steps * B, generator=shown,
                        resumed_from=start_epoch)

@@ -17,6 +17,6 @@ def run_stage(fn: Callable[[config.Config], Any], argv: list[str] | None, descri
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     args = parser.parse_args(argv)
     code, result = run_guarded(lambda: fn(config.load(args.params)))
-    if code == 0:
+    if code == 0 and result is not None:  # None: a training process other than rank 0, or the launcher
         print(json.dumps(result, indent=1, sort_keys=True, default=str)[:2000])
     return code

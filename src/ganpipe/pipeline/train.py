@@ -1,10 +1,14 @@
 """Stage `train`: the GAN, one MLflow run per training (continued after a resume), a resume checkpoint every
-train.checkpoint_every epochs; writes the generator, the final losses and the per-epoch loss CSV."""
+train.checkpoint_every epochs; writes the generator, the final losses and the per-epoch loss CSV.
+
+With train.processes x train.nodes > 1 the stage process launches torchrun's workers (ganpipe.dist.launch),
+each of which runs this same stage; rank 0 alone logs, saves checkpoints and writes the outputs."""
 from __future__ import annotations
 
 import csv
 import dataclasses
 import io
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +17,9 @@ from ganpipe.checkpoint import file_sha256
 from ganpipe.config import Config
 from ganpipe.data.images import make_grid
 from ganpipe.data.prepared import read_prepared
-from ganpipe.errors import DivergenceError
+from ganpipe.dist import launch
+from ganpipe.dist.group import Replicas, joined
+from ganpipe.errors import ConfigError, DivergenceError
 from ganpipe.files import remove, source_sha256, write_json, write_text
 from ganpipe.gan import devices, resume, sampling
 from ganpipe.gan.models import build
@@ -22,7 +28,11 @@ from ganpipe.keys import GENERATOR_TAG, KIND_TAG
 from ganpipe.track import provenance, tracking
 
 GRID_SEED = 1234  # fixed noise for the per-epoch grids: the same z in every run, so runs compare by eye
-TRAINING_CODE = ("gan", "data", "config.py")  # what shapes the trajectory besides params and data
+TRAINING_CODE = ("gan", "data", "dist", "config.py")  # what shapes the trajectory besides params and data
+STAGE = Path("stages/train.py")  # what torchrun's workers run
+# how and where the processes run: a checkpoint resumes across them (see README "Several processes or machines")
+PLACEMENT = {"checkpoint_every": 1, "processes": 1, "nodes": 1, "rendezvous": None, "backend": "auto",
+             "timeout_s": 120}
 
 
 def _losses_csv(history: list[dict[str, float]]) -> str:
@@ -36,12 +46,35 @@ def _losses_csv(history: list[dict[str, float]]) -> str:
 def fingerprint(cfg: Config, info: dict) -> str:
     """What the training trajectory depends on; a resume checkpoint is reused only when this matches. The code
     is part of it: a checkpoint written before a change to the training code is not resumed after it."""
-    train_cfg = dataclasses.replace(cfg.train, checkpoint_every=1)  # how often it saves does not change results
+    train_cfg = dataclasses.replace(cfg.train, **PLACEMENT)
     return resume.fingerprint(dataclasses.asdict(cfg.model), dataclasses.asdict(train_cfg), info["sha256"],
                               cfg.sample.grid_rows, source_sha256(*TRAINING_CODE))
 
 
-def run(cfg: Config) -> dict:
+def run(cfg: Config, node_rank: int = 0) -> dict | None:
+    """Train; the summary on rank 0, None on other ranks and in the process that launched them."""
+    if launch.needed(cfg.train):
+        if node_rank == 0:  # rank 0 logs: a store that is down fails here, before any process starts
+            tracking.connect(cfg.tracking)
+        started = Path(sys.argv[0])  # the stage file this process runs, wherever it is; else the repository's
+        script = started if started.name == STAGE.name and started.is_file() else STAGE
+        launch.launch(cfg.train, script, ["--params", cfg.source], node_rank,
+                      on_failure=lambda run_id: tracking.mark_failed(cfg.tracking, run_id))
+        return None
+    with joined(cfg.train) as replicas:
+        return _train(cfg, replicas)
+
+
+def _agree(replicas: Replicas, fp: str) -> None:
+    """Every process must train the same thing: params, data and code (several machines: several clones)."""
+    prints = replicas.gather(fp)
+    if len(set(prints)) > 1:
+        odd = [rank for rank, other in enumerate(prints) if other != prints[0]]
+        raise ConfigError(f"ranks {odd} have other params, data or training code than rank 0; every machine needs "
+                          f"the same commit, params.yaml and prepared data (`dvc pull` or `dvc repro prepare`)")
+
+
+def _train(cfg: Config, replicas: Replicas) -> dict | None:
     info, train_split, _ = read_prepared(Path(cfg.paths.prepared))
     sizes.check_data(cfg, info["n_train"], info["n_holdout"], info["image_shape"][-1])
     num_classes = info["num_classes"]
@@ -50,16 +83,25 @@ def run(cfg: Config) -> dict:
     shape = tuple(info["image_shape"])
     G, D = build(cfg.model, shape, cfg.train.seed, num_classes)  # ConfigError for a shape the arch cannot make
     checkpoint_path, fp = Path(cfg.paths.checkpoint), fingerprint(cfg, info)
-    state = resume.load(checkpoint_path, fp)
+    _agree(replicas, fp)
+    where = replicas.gather(f"{device.type}:{replicas.local_rank}" if device.type == "cuda" else "cpu")
+    placement = {"train.world_size": str(replicas.world), "train.backend": replicas.backend or "none",
+                 "train.rank_devices": ",".join(where)}  # rank r's device is entry r
+    # rank 0's file, sent to all (the other machines have none)
+    state = replicas.broadcast(resume.load(checkpoint_path, fp) if replicas.main else None)
+    if not replicas.main:
+        return _follow(cfg, replicas, G, D, train_split, num_classes, state)
     root = tracking.project_root()
     tags = {**provenance.git_tags(Path.cwd(), list(dataclasses.asdict(cfg.paths).values())),
-            **provenance.dvc_tags(cfg, root), KIND_TAG: "training", **provenance.data_tags(info)}
+            **provenance.dvc_tags(cfg, root), KIND_TAG: "training", **provenance.data_tags(info), **placement}
     run_name = tags["dvc.exp_name"] if tags["dvc.exp_name"] != "workspace" else f"repro-{tags['git.commit'][:7]}"
     rows = cfg.sample.grid_rows
     with tracking.start_run(cfg.tracking, run_name=run_name, params=cfg.logged(), tags=tags,
                             run_id=state and state.get("run_id")) as run:
+        launch.note_run_id(run.run_id)
         if state is not None:
-            print(f"resuming from {checkpoint_path} at epoch {state['epoch']} of {cfg.train.epochs}")
+            print(f"resuming from {checkpoint_path} at epoch {state['epoch']} of {cfg.train.epochs}"
+                  f"{resume.placement_note(state.get('world_size', 1), replicas.world)}")
         save_state = lambda s: resume.save(checkpoint_path, {**s, "fingerprint": fp,  # noqa: E731
                                                              "run_id": run.run_id})
         start = time.perf_counter()
@@ -68,7 +110,7 @@ def run(cfg: Config) -> dict:
                 G, D, train_split.images, cfg.train, cfg.model.z_dim, labels=train_split.labels, log=run.log_metrics,
                 log_images=lambda epoch, imgs: run.log_image(epoch, "samples", make_grid(imgs, rows)),
                 grid=fixed_noise(rows * rows, cfg.model.z_dim, GRID_SEED, num_classes),
-                save_state=save_state, resume_from=state,
+                save_state=save_state, resume_from=state, replicas=replicas,
             )
         except DivergenceError as exc:
             kept = (f"; the last good state is kept in {checkpoint_path} (it resumes only with unchanged params)"
@@ -87,7 +129,7 @@ def run(cfg: Config) -> dict:
         write_json(Path(cfg.paths.train_metrics), summary)
         gpu = devices.gpu_name(device)
         run.set_tags({GENERATOR_TAG: file_sha256(generator), **provenance.machine(device.type, gpu),
-                      "train.resumed_from_epoch": str(result.resumed_from)})
+                      "train.resumed_from_epoch": str(result.resumed_from), **placement})
         run.log_generator(generator, shape)
         images_trained = result.images_seen * (cfg.train.epochs - result.resumed_from) / cfg.train.epochs
         run.log_metrics(cfg.train.epochs, {
@@ -98,3 +140,10 @@ def run(cfg: Config) -> dict:
         })
     remove(checkpoint_path)  # finished: a later run with these params must start from scratch
     return summary
+
+
+def _follow(cfg: Config, replicas: Replicas, G, D, train_split, num_classes: int, state: dict | None) -> None:
+    """A rank other than 0: the same training steps, nothing logged or written."""
+    train(G, D, train_split.images, cfg.train, cfg.model.z_dim, labels=train_split.labels, resume_from=state,
+          progress=False, replicas=replicas)
+    return None

