@@ -97,7 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     node = sub.add_parser("train-node", help="join a training over several machines (train.nodes > 1) as node K; "
                                              "node 0 is the machine running `dvc repro`")
     node.add_argument("--node-rank", type=int, required=True, metavar="K", help="this machine's node rank, 1 or more")
+    team = sub.add_parser("team", help="the team stack: MLflow server (PostgreSQL, S3 artifacts, logins) and an S3 "
+                                        "bucket for DVC, on a data folder")
+    team.add_argument("action", choices=["up", "down", "status"])
+    team.add_argument("dir", type=Path, help="the stack's data folder (created by `up`; kept by `down`)")
+    team.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    team.add_argument("--port", type=int, help="first of its consecutive ports (default: as before, else 25400)")
     args = parser.parse_args(argv)
+    if args.command == "team":
+        return _team(args)
     if args.command == "train-node":
         return _train_node(args)
     if args.command in ("push", "pull"):
@@ -110,6 +118,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "compare":
         return _printed(lambda: compare(config.load(args.params), args))
     return _printed(lambda: evaluate(config.load(args.params), args))
+
+
+def _team(args: argparse.Namespace) -> int:
+    """`ganpipe team up|down|status DIR`; status exits 3 when a server is down."""
+    from ganpipe.team import stack
+
+    if args.action == "status":
+        code, state = run_guarded(lambda: stack.status(args.dir))
+        if code == 0:
+            print("\n".join([f"{name}: {'up' if ok else 'DOWN'}" for name, ok in state["servers"].items()]
+                            + [f"MLflow {state['tracking_uri']}, S3 {state['s3_endpoint']}, data {state['root']}"]))
+            code = 0 if state["running"] else 3
+        return code
+    return _printed(lambda: stack.up(args.dir, args.host, args.port) if args.action == "up" else stack.down(args.dir))
 
 
 def _train_node(args: argparse.Namespace) -> int:

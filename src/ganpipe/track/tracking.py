@@ -57,9 +57,14 @@ class MlflowRun(NullRun):
 
     @contextlib.contextmanager
     def _timed(self) -> Iterator[None]:
+        """Time the call; a store that fails under it (down, refusing, its artifact store down) is one message."""
+        from mlflow.exceptions import MlflowException
+
         start = time.perf_counter()
         try:
             yield
+        except (MlflowException, OSError, ConnectionError) as exc:
+            raise _store_error(exc) from None
         finally:
             self.seconds += time.perf_counter() - start
 
@@ -145,6 +150,19 @@ def _fail_fast_uri() -> str:
 
 
 def _store_error(exc: BaseException) -> TrackingError:
+    text = str(exc)
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if "401" in text and ("not authenticated" in text or "Unauthorized" in text or "401 != 200" in text):
+        who = f"user {user!r} with that password" if user else "requests without credentials"
+        return TrackingError(
+            f"the MLflow server {tracking_uri()} refused the login (401 Unauthorized: {who}). Fix: set "
+            f"MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to your account (the team stack's admin gets "
+            f"them from `ganpipe team up DIR`)")
+    if "403" in text and ("Permission denied" in text or "Forbidden" in text or "403 != 200" in text):
+        return TrackingError(
+            f"the MLflow server {tracking_uri()} does not let user {user!r} write here (403 Permission denied). "
+            f"Fix: ask the server's admin for EDIT permission on the experiment, or set tracking.experiment to one "
+            f"you own")
     return TrackingError(
         f"cannot use the MLflow tracking store {tracking_uri()} ({type(exc).__name__}: {str(exc)[:300]}). Fix: "
         f"start the server, unset MLFLOW_TRACKING_URI to use the local sqlite store, or set tracking.enabled: false")
@@ -175,7 +193,10 @@ def start_run(cfg: TrackingConfig, run_name: str | None = None, run_id: str | No
         except MlflowException:
             print(f"note: MLflow run {run_id} is gone from {tracking_uri()}; logging to a new run")
     if active is None:
-        active = mlflow.start_run(run_name=run_name)
+        try:
+            active = mlflow.start_run(run_name=run_name)
+        except (MlflowException, OSError, ConnectionError) as exc:  # a login that may read but not write: 403
+            raise _store_error(exc) from None
     run = MlflowRun(active.info.run_id)
     params, tags = dict(params or {}), dict(tags or {})
     if run_id == active.info.run_id:  # continued: MLflow params are write-once, so a resume on another placement
