@@ -15,6 +15,10 @@ It saves a screenshot of each page under --out. Installs chromium and chromium-d
 are missing. Exit 0 when everything is visible, 1 with what is missing, 3 when no browser can be had.
 
     python checks/mlflow_ui.py --root . --out docs/ui
+    python checks/mlflow_ui.py --server "$MLFLOW_TRACKING_URI" --out /tmp/ui   # a running (team) server
+
+Against a server with logins, MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD are sent as HTTP basic
+auth, by the browser too (on every request, as a person's browser does after the login prompt).
 """
 from __future__ import annotations
 
@@ -74,10 +78,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def http(url: str, body: dict | None = None, method: str | None = None) -> dict:
+def basic_auth() -> dict[str, str]:
+    """The Authorization header of $MLFLOW_TRACKING_USERNAME/PASSWORD, or none."""
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if not user or password is None:
+        return {}
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def http(url: str, body: dict | None = None, method: str | None = None, auth: bool = True) -> dict:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method or ("POST" if data else "GET"),
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", **(basic_auth() if auth else {})})
     with urllib.request.urlopen(req, timeout=120) as response:
         return json.loads(response.read() or b"{}")
 
@@ -103,10 +115,13 @@ class Browser:
         options = {"binary": shutil.which("chromium"), "args": [
             "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1500,950"]}
         caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": options}}}
-        self.session = http(f"{self.base}/session", caps)["value"]["sessionId"]
+        self.session = http(f"{self.base}/session", caps, auth=False)["value"]["sessionId"]
+        if header := basic_auth():  # through the DevTools protocol: every request the page makes carries it
+            self._call("/goog/cdp/execute", {"cmd": "Network.enable", "params": {}})
+            self._call("/goog/cdp/execute", {"cmd": "Network.setExtraHTTPHeaders", "params": {"headers": header}})
 
     def _call(self, path: str, body: dict | None = None, method: str | None = None):
-        return http(f"{self.base}/session/{self.session}{path}", body, method)["value"]
+        return http(f"{self.base}/session/{self.session}{path}", body, method, auth=False)["value"]
 
     def open(self, url: str) -> None:
         self._call("/url", {"url": url})
@@ -195,15 +210,17 @@ def image_history(browser: Browser, base: str, run: dict, epochs: int, out: Path
     return f"`samples` grid renders ({size[0][0]}x{size[0][1]} px) at step 0 and at step {epochs}, slider steps 0..{epochs}"
 
 
-def check(root: Path, out: Path, experiment: str) -> list[str]:
-    """Every check above; returns what was seen (raises Missing for what was not)."""
+def check(root: Path | None, out: Path, experiment: str, server_url: str | None = None) -> list[str]:
+    """Every check above, on `server_url` or else on a server started over <root>/mlflow.db; returns what was
+    seen (raises Missing for what was not)."""
     mlflow_port, driver_port = free_port(), free_port()
-    server = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
-                               f"sqlite:///{root / 'mlflow.db'}", "--host", "127.0.0.1", "--port", str(mlflow_port),
-                               "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = None if server_url else subprocess.Popen([
+        str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     driver = subprocess.Popen(["chromedriver", f"--port={driver_port}"], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
-    ui = f"http://127.0.0.1:{mlflow_port}"
+    ui = server_url.rstrip("/") if server_url else f"http://127.0.0.1:{mlflow_port}"
     browser = None
     try:
         wait_until("mlflow server answering", lambda: urllib.request.urlopen(f"{ui}/health", timeout=5).read())
@@ -244,7 +261,7 @@ def check(root: Path, out: Path, experiment: str) -> list[str]:
     finally:
         if browser is not None:
             browser.close()
-        for proc in (driver, server):
+        for proc in filter(None, (driver, server)):
             proc.terminate()
             proc.wait(timeout=30)
 
@@ -254,16 +271,17 @@ def main() -> int:
     parser.add_argument("--root", type=Path, default=Path("."), help="project holding mlflow.db (default: .)")
     parser.add_argument("--out", type=Path, default=Path("docs/ui"), help="folder for the screenshots")
     parser.add_argument("--experiment", default="ganpipe")
+    parser.add_argument("--server", metavar="URL", help="check this running MLflow server instead of --root's store")
     args = parser.parse_args()
     root = args.root.resolve()
-    if not (root / "mlflow.db").is_file():
+    if not args.server and not (root / "mlflow.db").is_file():
         sys.exit(f"error: no MLflow store at {root / 'mlflow.db'}; run `make repro` first")
     if reason := ensure_browser():
         print(f"unavailable: {reason}", file=sys.stderr)
         return 3
     args.out.mkdir(parents=True, exist_ok=True)
     try:
-        seen = check(root, args.out, args.experiment)
+        seen = check(root, args.out, args.experiment, args.server)
     except Missing as exc:
         print(f"FAIL: the MLflow UI does not show {exc}", file=sys.stderr)
         return 1

@@ -68,6 +68,26 @@ def start_queue(repo: Path, env: dict, jobs: int) -> None:
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=120)
 
 
+def drain_queue(repo: Path, env: dict, jobs: int, timeout: float = 900) -> str:
+    """`dvc queue start -j N` and wait until nothing is queued or running; returns the last `dvc queue status`.
+    The workers are ended afterwards, whatever happened (see stop_queue_workers)."""
+    import time
+
+    start_queue(repo, env, jobs)
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            status = dvc(repo, env, "queue", "status")
+            if "Queued" not in status and "Running" not in status:
+                break
+            if "Running" not in status and "0 active" in status:  # shut down early with tasks left: restart
+                start_queue(repo, env, jobs)
+            time.sleep(5)
+    finally:
+        stop_queue_workers(repo)  # a worker DVC leaves behind must not outlive the test
+    return status
+
+
 def stop_queue_workers(repo: Path) -> list[int]:
     """End the DVC queue workers still running in `repo`; returns their pids. dvc-task's idle monitor can shut the
     queue down while one worker still runs a task; that worker then never exits, and `dvc queue stop` does not

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from e2e import dvc, sh, start_queue, stop_queue_workers
+from e2e import drain_queue, dvc, sh
 
 pytestmark = pytest.mark.slow
 
@@ -138,26 +138,13 @@ def test_fresh_clone_reproduces_the_same_bytes(repo, env, tmp_path):
 
 
 def test_queued_sweep_with_two_workers_lands_every_run_in_the_root_store(repo, env):
-    import time
-
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("ganpipe").experiment_id
     before = {r.info.run_id for r in client.search_runs([experiment])}
     dvc(repo, env, "exp", "run", "--queue", "-S", "train.loss=bce,hinge", "-S", "train.epochs=1,3")
-    start_queue(repo, env, 2)
-    try:
-        deadline = time.time() + 900
-        while time.time() < deadline:
-            status = dvc(repo, env, "queue", "status")
-            if "Queued" not in status and "Running" not in status:
-                break
-            if "Running" not in status and "0 active" in status:  # shut down early with tasks left: restart
-                start_queue(repo, env, 2)
-            time.sleep(5)
-    finally:
-        stop_queue_workers(repo)  # a worker DVC leaves behind must not outlive the test
+    status = drain_queue(repo, env, 2)
     assert status.count("Success") >= 4, status
     new = [r for r in client.search_runs([experiment]) if r.info.run_id not in before]
     assert len(new) == 4 and all(r.info.status == "FINISHED" for r in new), [r.info.status for r in new]

@@ -103,7 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     team.add_argument("dir", type=Path, help="the stack's data folder (created by `up`; kept by `down`)")
     team.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     team.add_argument("--port", type=int, help="first of its consecutive ports (default: as before, else 25400)")
+    imp = sub.add_parser("import-runs", help="copy a local MLflow history (runs, metrics, images, tags, models) onto "
+                                             "the server in $MLFLOW_TRACKING_URI; safe to run again")
+    imp.add_argument("--from", dest="source", metavar="URI",
+                     help="the store to copy from (default: this project's sqlite:///mlflow.db)")
+    imp.add_argument("--experiment", action="append", metavar="NAME", help="only this experiment (repeatable)")
     args = parser.parse_args(argv)
+    if args.command == "import-runs":
+        return _printed(lambda: import_runs(args))
     if args.command == "team":
         return _team(args)
     if args.command == "train-node":
@@ -132,6 +139,25 @@ def _team(args: argparse.Namespace) -> int:
             code = 0 if state["running"] else 3
         return code
     return _printed(lambda: stack.up(args.dir, args.host, args.port) if args.action == "up" else stack.down(args.dir))
+
+
+def import_runs(args: argparse.Namespace) -> str:
+    """`ganpipe import-runs`: the local store's runs onto the server ($MLFLOW_TRACKING_URI)."""
+    import os
+
+    from ganpipe.track import migrate, tracking
+
+    target = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not target.startswith(("http://", "https://")):
+        raise TrackingError("import-runs copies into the MLflow server named by MLFLOW_TRACKING_URI (with "
+                            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD); set them as `ganpipe team up` "
+                            f"prints (it is {target or 'unset'})")
+    source = args.source or f"sqlite:///{tracking.project_root() / 'mlflow.db'}"
+    if source.startswith("sqlite:///") and not Path(source.removeprefix("sqlite:///")).is_file():
+        raise TrackingError(f"no local MLflow store {source}; run the command in the project folder that holds "
+                            f"mlflow.db, or give --from")
+    tracking.connect_uri(target)
+    return migrate.migrate(source, target, args.experiment).line(source, target)
 
 
 def _train_node(args: argparse.Namespace) -> int:

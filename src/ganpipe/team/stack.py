@@ -22,6 +22,7 @@ DEFAULT_PORT = 25400
 BUCKET = "mlflow"  # MLflow's artifacts; the DVC remote uses the bucket DVC_BUCKET
 DVC_BUCKET = "dvc"
 USER = "ganpipe"  # the teammates' MLflow login (the admin creates more with MLflow's user API)
+AUTH_CACHE_S = 60  # how long a worker trusts a checked login (see _up_mlflow)
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,10 @@ def _up_mlflow(stack: Stack, creds: dict[str, str], run: Path) -> None:
         with os.fdopen(fd, "w") as out:
             out.write(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {pg}/mlflow_auth\nadmin_username = admin\n"
                       f"admin_password = {creds['GANPIPE_TEAM_ADMIN_PASSWORD']}\n"
-                      f"authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+                      f"authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+                      # a password check costs ~0.3 s of CPU by design (PBKDF2), on every request; cached for a
+                      # minute per worker it is paid once. A changed password reaches other workers within it.
+                      f"auth_cache_ttl_seconds = {AUTH_CACHE_S}\n")
         # secrets travel in the environment and the 0600 ini file, never on a command line (ps shows those)
         env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(auth), "MLFLOW_BACKEND_STORE_URI": f"{pg}/mlflow",
                "MLFLOW_FLASK_SERVER_SECRET_KEY": creds["GANPIPE_TEAM_FLASK_SECRET"],

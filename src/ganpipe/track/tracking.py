@@ -1,5 +1,5 @@
-"""The MLflow adapter (with generator_model.py, the only code that imports mlflow): opens runs, logs the
-pipeline's plain numbers, images and files, and finds runs again.
+"""The MLflow adapter (with run.py, failures.py, migrate.py and generator_model.py, the only mlflow importers):
+opens runs (run.py logs to them) and finds runs again.
 
 Store: $MLFLOW_TRACKING_URI if set, else sqlite:///<root>/mlflow.db with artifacts in <root>/mlruns, where
 <root> is $DVC_ROOT (DVC sets it to the real repository root even when `dvc exp run --temp/--queue` runs the
@@ -10,17 +10,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
-import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
-
 from ganpipe.config import TrackingConfig
 from ganpipe.errors import ConfigError, TrackingError
+from ganpipe.track.failures import retry_budget, retrying, store_error
+from ganpipe.track.run import MlflowRun, NullRun
 
 # MLflow 3 opens an experiment without a kind in its GenAI view (traces, prompts); this kind opens the
 # "Model training" view, where runs, their metrics and image charts are.
@@ -33,87 +30,6 @@ def project_root() -> Path:
 
 def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
-
-
-class NullRun:
-    """Tracking switched off: every call is accepted and dropped."""
-
-    run_id: str | None = None
-    seconds = 0.0  # time spent inside tracking calls
-
-    def log_metrics(self, step: int, metrics: dict[str, float]) -> None: ...
-    def log_image(self, step: int, key: str, image: np.ndarray) -> None: ...
-    def log_artifact(self, path: Path, folder: str | None = None) -> None: ...
-    def log_generator(self, weights: Path, shape: tuple[int, ...]) -> None: ...
-    def set_tags(self, tags: dict[str, str]) -> None: ...
-
-
-class MlflowRun(NullRun):
-    """An active MLflow run; every call is timed so the overhead of tracking can be reported."""
-
-    def __init__(self, run_id: str):
-        self.run_id = run_id
-        self.seconds = 0.0
-
-    @contextlib.contextmanager
-    def _timed(self) -> Iterator[None]:
-        """Time the call; a store that fails under it (down, refusing, its artifact store down) is one message."""
-        from mlflow.exceptions import MlflowException
-
-        start = time.perf_counter()
-        try:
-            yield
-        except (MlflowException, OSError, ConnectionError) as exc:
-            raise _store_error(exc) from None
-        finally:
-            self.seconds += time.perf_counter() - start
-
-    def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
-        import mlflow
-
-        with self._timed():
-            mlflow.log_metrics(metrics, step=step)
-
-    def log_image(self, step: int, key: str, image: np.ndarray) -> None:
-        import mlflow
-
-        with self._timed():
-            mlflow.log_image(image, key=key, step=step)  # keyed + stepped: the UI compares them across runs
-
-    def log_artifact(self, path: Path, folder: str | None = None) -> None:
-        import mlflow
-
-        with self._timed():
-            mlflow.log_artifact(str(path), artifact_path=folder)
-
-    def log_generator(self, weights: Path, shape: tuple[int, ...]) -> None:
-        """The generator as a pyfunc model from code (see generator_model.py): its safetensors weights, the
-        ganpipe package as code, nothing pickled."""
-        import mlflow.pyfunc
-        import torch
-        from mlflow.models import ModelSignature
-        from mlflow.types import ColSpec, Schema, TensorSpec
-
-        import ganpipe
-
-        signature = ModelSignature(Schema([ColSpec("long", "seed"), ColSpec("long", "label", required=False)]),
-                                   Schema([TensorSpec(np.dtype(np.uint8), (-1, *shape))]))
-        with self._timed(), warnings.catch_warnings(), tempfile.TemporaryDirectory() as tmp:
-            # an input example would make MLflow load and run the model while logging it; the signature is given
-            warnings.filterwarnings("ignore", message=".*input example was not provided.*")
-            code = Path(tmp) / "ganpipe"  # the package's sources only, no __pycache__
-            shutil.copytree(Path(ganpipe.__file__).parent, code, ignore=shutil.ignore_patterns("__pycache__"))
-            # explicit requirements: inferring them would import-scan the environment (slow, and no gain)
-            mlflow.pyfunc.log_model(
-                name="generator", python_model=str(Path(__file__).with_name("generator_model.py")),
-                artifacts={"generator": str(weights)}, code_paths=[str(code)], signature=signature,
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "safetensors", "pandas"])
-
-    def set_tags(self, tags: dict[str, str]) -> None:
-        import mlflow
-
-        with self._timed():
-            mlflow.set_tags(tags)
 
 
 def _connect(cfg: TrackingConfig, create: bool = True) -> str:
@@ -132,13 +48,17 @@ def _connect(cfg: TrackingConfig, create: bool = True) -> str:
                 names = [e.name for e in mlflow.search_experiments()]
                 raise TrackingError(f"no MLflow experiment named {cfg.experiment!r} in {uri}; it has {names}")
             artifacts = None if "://" in uri and not uri.startswith("sqlite") else (project_root() / "mlruns").as_uri()
-            mlflow.create_experiment(cfg.experiment, artifact_location=artifacts, tags=dict([EXPERIMENT_KIND]))
+            try:
+                mlflow.create_experiment(cfg.experiment, artifact_location=artifacts, tags=dict([EXPERIMENT_KIND]))
+            except MlflowException as exc:  # a teammate's first run made it a moment ago: use theirs
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
             experiment = mlflow.get_experiment_by_name(cfg.experiment)
         elif experiment.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:  # made before, or by someone else
             mlflow.MlflowClient(uri).set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND)
         mlflow.set_experiment(experiment_id=experiment.experiment_id)
     except (MlflowException, OSError, ConnectionError) as exc:
-        raise _store_error(exc) from None
+        raise store_error(exc) from None
     return experiment.experiment_id
 
 
@@ -149,23 +69,16 @@ def _fail_fast_uri() -> str:
     return tracking_uri()
 
 
-def _store_error(exc: BaseException) -> TrackingError:
-    text = str(exc)
-    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
-    if "401" in text and ("not authenticated" in text or "Unauthorized" in text or "401 != 200" in text):
-        who = f"user {user!r} with that password" if user else "requests without credentials"
-        return TrackingError(
-            f"the MLflow server {tracking_uri()} refused the login (401 Unauthorized: {who}). Fix: set "
-            f"MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to your account (the team stack's admin gets "
-            f"them from `ganpipe team up DIR`)")
-    if "403" in text and ("Permission denied" in text or "Forbidden" in text or "403 != 200" in text):
-        return TrackingError(
-            f"the MLflow server {tracking_uri()} does not let user {user!r} write here (403 Permission denied). "
-            f"Fix: ask the server's admin for EDIT permission on the experiment, or set tracking.experiment to one "
-            f"you own")
-    return TrackingError(
-        f"cannot use the MLflow tracking store {tracking_uri()} ({type(exc).__name__}: {str(exc)[:300]}). Fix: "
-        f"start the server, unset MLFLOW_TRACKING_URI to use the local sqlite store, or set tracking.enabled: false")
+def connect_uri(uri: str) -> None:
+    """Reach the store at `uri` now, failing fast (down, or refusing the login)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    _fail_fast_uri()
+    try:
+        MlflowClient(uri).search_experiments(max_results=1)
+    except (MlflowException, OSError, ConnectionError) as exc:
+        raise store_error(exc) from None
 
 
 def connect(cfg: TrackingConfig) -> None:
@@ -178,7 +91,8 @@ def connect(cfg: TrackingConfig) -> None:
 def start_run(cfg: TrackingConfig, run_name: str | None = None, run_id: str | None = None,
               params: dict[str, str] | None = None, tags: dict[str, str] | None = None) -> Iterator[NullRun]:
     """Open a new run (or continue `run_id`, a resumed training); it ends FINISHED, KILLED after Ctrl-C or
-    SIGTERM, FAILED after any other error. `params` are strings, as config.as_logged makes them."""
+    SIGTERM, FAILED after any other error. `params` are strings, as config.as_logged makes them. Opening fails
+    fast; once open, every call rides out short outages of the store (failures.py)."""
     if not cfg.enabled:
         yield NullRun()
         return
@@ -186,6 +100,7 @@ def start_run(cfg: TrackingConfig, run_name: str | None = None, run_id: str | No
     from mlflow.exceptions import MlflowException
 
     _connect(cfg)
+    retry_budget()  # a bad $GANPIPE_TRACKING_RETRY_S is refused before the run opens
     active = None
     if run_id:
         try:
@@ -196,43 +111,36 @@ def start_run(cfg: TrackingConfig, run_name: str | None = None, run_id: str | No
         try:
             active = mlflow.start_run(run_name=run_name)
         except (MlflowException, OSError, ConnectionError) as exc:  # a login that may read but not write: 403
-            raise _store_error(exc) from None
-    run = MlflowRun(active.info.run_id)
-    params, tags = dict(params or {}), dict(tags or {})
-    if run_id == active.info.run_id:  # continued: MLflow params are write-once, so a resume on another placement
-        logged = active.data.params   # (train.processes, ...) keeps the first values and tags the new ones
-        tags.update({f"resumed.{k}": v for k, v in params.items() if k in logged and logged[k] != v})
-        params = {k: v for k, v in params.items() if k not in logged}
+            raise store_error(exc) from None
+    continued = run_id == active.info.run_id
     try:
-        with run._timed():
-            try:
-                if params:
-                    mlflow.log_params(params)
-                if tags:
-                    mlflow.set_tags(tags)
-            except MlflowException as exc:
-                raise _store_error(exc) from None
+        run = MlflowRun(active.info.run_id, continued=continued)
+        params, tags = dict(params or {}), dict(tags or {})
+        if continued:  # MLflow params are write-once, so a resume on another placement (train.processes,
+            logged = active.data.params  # ...) keeps the first values and tags the new ones
+            tags.update({f"resumed.{k}": v for k, v in params.items() if k in logged and logged[k] != v})
+            params = {k: v for k, v in params.items() if k not in logged}
+        if params:
+            from mlflow.entities import Param
+
+            rows = [Param(k, v) for k, v in params.items()]
+            run._call("the params", lambda: run.client.log_batch(run.run_id, params=rows))
+        if tags:
+            run.set_tags(tags)
         yield run
     except KeyboardInterrupt:
-        mlflow.end_run(status="KILLED")
+        MlflowRun.end_by_id(active.info.run_id, "KILLED")
         raise
     except BaseException:
-        mlflow.end_run(status="FAILED")
+        MlflowRun.end_by_id(active.info.run_id, "FAILED")
         raise
-    mlflow.end_run(status="FINISHED")
+    run.end("FINISHED")
 
 
 def mark_failed(cfg: TrackingConfig, run_id: str | None) -> None:
-    """End a run FAILED from outside it (a training whose worker crashed): best effort, the error that made it
-    fail is what the user must see, not a second one about the store."""
-    if not cfg.enabled or not run_id:
-        return
-    from mlflow.tracking import MlflowClient
-
-    try:
-        MlflowClient(_fail_fast_uri()).set_terminated(run_id, status="FAILED")
-    except Exception as exc:  # noqa: BLE001
-        print(f"note: could not mark MLflow run {run_id} FAILED ({type(exc).__name__})")
+    """End a run FAILED from outside it (a training whose worker crashed): one try, noted if it fails."""
+    if cfg.enabled and run_id:
+        MlflowRun.end_by_id(run_id, "FAILED", _fail_fast_uri())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -275,27 +183,25 @@ def find_runs(cfg: TrackingConfig, tags: dict[str, str], finished: bool = True) 
         runs = MlflowClient(tracking_uri()).search_runs([experiment_id], " AND ".join(clauses), max_results=1000,
                                                         order_by=["attributes.start_time DESC"])
     except (MlflowException, OSError, ConnectionError) as exc:
-        raise _store_error(exc) from None
+        raise store_error(exc) from None
     return [_record(r) for r in runs]
 
 
 def log_to_run(run_id: str, metrics: dict[str, float], files: list[tuple[Path, str]], tags: dict[str, str]) -> None:
     """Add files (path, artifact folder), then metrics (step 0), then tags to an existing run through the client
     API: the run is never re-opened, so its status (a FINISHED training) cannot change, whatever fails here.
-    In that order, a run that has the metrics also has the files."""
+    In that order, a run that has the metrics also has the files. Each call rides out short outages (files
+    overwrite, metrics keep one timestamp: a retry adds nothing)."""
     from mlflow.entities import Metric, RunTag
-    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri())
+    client, budget = MlflowClient(tracking_uri()), retry_budget()
     now = int(time.time() * 1000)
-    try:
-        for path, folder in files:
-            client.log_artifact(run_id, str(path), folder)
-        client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
-        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
-    except (MlflowException, OSError, ConnectionError) as exc:
-        raise _store_error(exc) from None
+    for path, folder in files:
+        retrying(path.name, lambda: client.log_artifact(run_id, str(path), folder), budget)
+    rows = [Metric(k, v, now, 0) for k, v in metrics.items()]
+    retrying("the scores", lambda: client.log_batch(run_id, metrics=rows), budget)
+    retrying("tags", lambda: client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()]), budget)
 
 
 def search_runs(cfg: TrackingConfig, filter_string: str = "") -> "Any":
@@ -335,11 +241,11 @@ def get_run(run_id: str) -> dict[str, Any]:
         experiment = client.get_experiment(run.info.experiment_id).name
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise _store_error(exc) from None
+            raise store_error(exc) from None
         raise TrackingError(f"no MLflow run {run_id!r} in {tracking_uri()}; find run ids with `ganpipe compare` "
                             f"or in the MLflow UI (set MLFLOW_TRACKING_URI if the run is in another store)") from None
     except (OSError, ConnectionError) as exc:
-        raise _store_error(exc) from None
+        raise store_error(exc) from None
     return {**dataclasses.asdict(_record(run)), "experiment": experiment}
 
 

@@ -1,0 +1,168 @@
+"""An open MLflow run as a stage logs to it. Every call is timed (the overhead of tracking is reported),
+retried through short outages of the store (failures.py), and idempotent, so that neither a retry nor a
+resumed training logs an epoch's metrics or images twice:
+- metrics carry the timestamp of their first attempt: the store drops an identical row sent again;
+- images go up under names fixed at their first attempt, so a second upload overwrites the first;
+- a continued run first reads which (metric, step) and (image, step) it has and skips those.
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import tempfile
+import time
+import uuid
+import warnings
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import numpy as np
+
+from ganpipe.track.failures import retry_budget, retrying
+
+T = TypeVar("T")
+IMAGES = "images"  # MLflow's folder of stepped images; the UI reads key and step from the file names
+IMAGE_NAME = re.compile(r"(?P<key>.+)\+step\+(?P<step>\d+)\+timestamp\+\d+\+[0-9a-f-]+")
+
+
+class NullRun:
+    """Tracking switched off: every call is accepted and dropped."""
+
+    run_id: str | None = None
+    seconds = 0.0  # time spent inside tracking calls
+
+    def log_metrics(self, step: int, metrics: dict[str, float]) -> None: ...
+    def log_image(self, step: int, key: str, image: np.ndarray) -> None: ...
+    def log_artifact(self, path: Path, folder: str | None = None) -> None: ...
+    def log_generator(self, weights: Path, shape: tuple[int, ...]) -> None: ...
+    def set_tags(self, tags: dict[str, str]) -> None: ...
+
+
+def image_files(names: list[str]) -> dict[tuple[str, int], tuple[str, bool]]:
+    """(key, step) -> (base name, complete) of the stepped images in a run's images/ folder. Complete: both the
+    .png and MLflow's +compressed.webp thumbnail are there (an upload can stop between the two)."""
+    found: dict[tuple[str, int], set[str]] = {}
+    bases: dict[tuple[str, int], str] = {}
+    for name in names:
+        base, _, ext = name.rpartition(".")
+        base = base.removesuffix("+compressed")
+        match = IMAGE_NAME.fullmatch(base)
+        if match:
+            at = (match["key"].replace("~", "/"), int(match["step"]))
+            found.setdefault(at, set()).add(name.removeprefix(base))
+            bases.setdefault(at, base)
+    return {at: (bases[at], {".png", "+compressed.webp"} <= found[at]) for at in found}
+
+
+class MlflowRun(NullRun):
+    """An active MLflow run (the fluent run that tracking.start_run opened)."""
+
+    def __init__(self, run_id: str, continued: bool = False):
+        from mlflow.tracking import MlflowClient
+
+        self.run_id = run_id
+        self.seconds = 0.0
+        self.budget = retry_budget()
+        self.client = MlflowClient()
+        self.has_metric: set[tuple[str, int]] = set()
+        self.image_names: dict[tuple[str, int], tuple[str, bool]] = {}
+        if continued:
+            self._call("what the run already has", self._read_logged)
+
+    def _read_logged(self) -> None:
+        run = self.client.get_run(self.run_id)
+        self.has_metric = {(key, m.step) for key in run.data.metrics
+                           for m in self.client.get_metric_history(self.run_id, key)}
+        self.image_names = image_files([f.path.rpartition("/")[2] for f in self.client.list_artifacts(self.run_id, IMAGES)])
+
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        start = time.perf_counter()
+        try:
+            return retrying(what, call, self.budget)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def log_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        rows = [Metric(k, float(v), now, step) for k, v in metrics.items() if (k, step) not in self.has_metric]
+        if rows:
+            self._call(f"the metrics of step {step}", lambda: self.client.log_batch(self.run_id, metrics=rows))
+            self.has_metric.update((k, step) for k in metrics)
+
+    def log_image(self, step: int, key: str, image: np.ndarray) -> None:
+        """A keyed, stepped image (the UI compares them across runs), as MLflow's log_image names it, with the
+        name fixed before the first attempt (MLflow draws a new uuid per call, so its retry would add one)."""
+        from mlflow.tracking.multimedia import compress_image_size, convert_to_pil_image
+        from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_IMAGES
+
+        base, complete = self.image_names.get((key, step), ("", False))
+        if complete:
+            return
+        if not base:  # a partly uploaded image (found when continuing) is completed under its own name
+            base = f"{key.replace('/', '~')}+step+{step}+timestamp+{int(time.time() * 1000)}+{uuid.uuid4()}"
+        pil = convert_to_pil_image(image)
+        with tempfile.TemporaryDirectory() as tmp:
+            pil.save(Path(tmp) / f"{base}.png")
+            compress_image_size(pil).save(Path(tmp) / f"{base}+compressed.webp")
+            self._call(f"image {key} of step {step}", lambda: self.client.log_artifacts(self.run_id, tmp, IMAGES))
+        if not self.image_names:  # the first image of the run: the tag the UI looks for
+            self._call("a tag", lambda: self.client.set_tag(self.run_id, MLFLOW_LOGGED_IMAGES, "True"))
+        self.image_names[(key, step)] = (base, True)
+
+    def log_artifact(self, path: Path, folder: str | None = None) -> None:
+        self._call(f"{path.name}", lambda: self.client.log_artifact(self.run_id, str(path), folder))
+
+    def log_generator(self, weights: Path, shape: tuple[int, ...]) -> None:
+        """The generator as a pyfunc model from code (see generator_model.py): its safetensors weights, the
+        ganpipe package as code, nothing pickled."""
+        import mlflow.pyfunc
+        import torch
+        from mlflow.models import ModelSignature
+        from mlflow.types import ColSpec, Schema, TensorSpec
+
+        import ganpipe
+
+        signature = ModelSignature(Schema([ColSpec("long", "seed"), ColSpec("long", "label", required=False)]),
+                                   Schema([TensorSpec(np.dtype(np.uint8), (-1, *shape))]))
+        with warnings.catch_warnings(), tempfile.TemporaryDirectory() as tmp:
+            # an input example would make MLflow load and run the model while logging it; the signature is given
+            warnings.filterwarnings("ignore", message=".*input example was not provided.*")
+            code = Path(tmp) / "ganpipe"  # the package's sources only, no __pycache__
+            shutil.copytree(Path(ganpipe.__file__).parent, code, ignore=shutil.ignore_patterns("__pycache__"))
+            # explicit requirements: inferring them would import-scan the environment (slow, and no gain).
+            # Not idempotent: an attempt that landed but lost its answer leaves a second LoggedModel entry.
+            self._call("the generator model", lambda: mlflow.pyfunc.log_model(
+                name="generator", python_model=str(Path(__file__).with_name("generator_model.py")),
+                artifacts={"generator": str(weights)}, code_paths=[str(code)], signature=signature,
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "safetensors", "pandas"]))
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self._call("tags", lambda: self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()]))
+
+    def end(self, status: str) -> None:
+        """FINISHED, waiting for the store like any call."""
+        import mlflow
+
+        self._call("the run's end", lambda: self.client.set_terminated(self.run_id, status))
+        with contextlib.suppress(Exception):  # leaves mlflow's fluent run (re-sends the same status)
+            mlflow.end_run(status)
+
+    @staticmethod
+    def end_by_id(run_id: str, status: str, uri: str | None = None) -> None:
+        """FAILED or KILLED: one try, noted if it fails. The error that ended the run is what the user must see,
+        not a second one about the store."""
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        try:
+            MlflowClient(uri).set_terminated(run_id, status)
+        except Exception as exc:  # noqa: BLE001
+            print(f"note: could not mark MLflow run {run_id} {status} ({type(exc).__name__})")
+        if (active := mlflow.active_run()) is not None and active.info.run_id == run_id:
+            with contextlib.suppress(Exception):
+                mlflow.end_run(status)
