@@ -360,6 +360,13 @@ def test_two_clones_at_once_land_every_run_and_one_reproduces_the_others(team, c
     assert "REPRODUCED:" in again.stdout and "NOT REPRODUCED" not in again.stdout, again.stdout
 
 
+def models(client, run) -> list[tuple[str, str, list[str]]]:
+    """(name, status, files) of each logged model of a run."""
+    found = client.search_logged_models([run.info.experiment_id], f"source_run_id = '{run.info.run_id}'")
+    return sorted((m.name, str(m.status), sorted(f.path for f in client.list_logged_model_artifacts(m.model_id)))
+                  for m in found)
+
+
 def test_import_runs_moves_a_local_history_onto_the_server_once(team, repo, tmp_path):
     """The e2e repo's local store (training and evaluation runs, with metrics, image grids, models, tags) copied
     onto the server: every run, every metric value, every artifact file, links between runs re-pointed; a second
@@ -410,6 +417,8 @@ def test_import_runs_moves_a_local_history_onto_the_server_once(team, repo, tmp_
                 g for f in client.list_artifacts(rid, path)
                 for g in (files(client, rid, f.path) if f.is_dir else [(f.path, f.file_size)])]
             assert files(dst, copy.info.run_id) == files(src, run.info.run_id)
+            assert models(dst, copy) == models(src, run)  # MLflow 3 keeps them beside the run
+        assert any(models(src, r) for r in old)  # a run with a logged model was among them
         assert any(src.list_artifacts(r.info.run_id, "images") for r in old)  # and the image grids
         # interrupted in the middle of one run: that copy lacks its done tag
         half = copies[old[0].info.run_id].info.run_id
@@ -418,6 +427,7 @@ def test_import_runs_moves_a_local_history_onto_the_server_once(team, repo, tmp_
         for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
             os.environ.pop(k, None)
     again = ganpipe("import-runs", "--from", source, env=env)
+    assert "Downloading" not in again.stderr
     assert again.returncode == 0, again.stderr
     assert "imported 1 run(s)" in again.stdout and f"{len(old) - 1} already there" in again.stdout and \
         "1 half-imported run(s) made again" in again.stdout, again.stdout

@@ -1,7 +1,7 @@
 """`ganpipe team import`: copy a local MLflow history (sqlite:///mlflow.db with its mlruns/ artifacts) onto
 another tracking store, usually the team server: experiments, runs with their status and times, params, tags,
-every logged value of every metric (the whole history, each step), and all artifacts (image grids, models,
-reports). Runs keep their names; each gets a new id on the server.
+every logged value of every metric (the whole history, each step), all artifacts (image grids, reports), and
+the runs' logged models with their files. Runs keep their names; each gets a new id on the server.
 
 Safe to run again, and after an interruption: a run is tagged with its source id when created and marked
 done last, so a finished copy is skipped and a half-made one is deleted and made again. Tags that name
@@ -10,6 +10,7 @@ another run (an evaluation's training run, a parent run) are pointed at that run
 from __future__ import annotations
 
 import dataclasses
+import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -82,8 +83,30 @@ def copy_run(src: Any, dst: Any, run: Any, experiment_id: str, call: Callable) -
         files = _files(local)
         if files:
             call("artifacts", lambda: dst.log_artifacts(new_id, str(local)))
+    files += copy_models(src, dst, run, new_id, experiment_id, call)
     call("status", lambda: dst.set_terminated(new_id, info.status, end_time=info.end_time))
     return new_id, len(values), files
+
+
+def copy_models(src: Any, dst: Any, run: Any, new_id: str, experiment_id: str, call: Callable) -> int:
+    """The run's logged models (MLflow 3 keeps them beside the run, not among its artifacts) with their files;
+    returns the number of files. Their MLmodel files keep naming the source ids."""
+    from mlflow.artifacts import download_artifacts
+    from mlflow.entities import LoggedModelStatus
+
+    files = 0
+    models = call("models", lambda: src.search_logged_models(
+        [run.info.experiment_id], f"source_run_id = '{run.info.run_id}'"))
+    for model in models:
+        made = call("a model", lambda: dst.create_logged_model(experiment_id, model.name, new_id, dict(model.tags),
+                                                                 dict(model.params), model.model_type))
+        with tempfile.TemporaryDirectory() as tmp:
+            local = download_artifacts(artifact_uri=model.artifact_location, dst_path=tmp,
+                                       tracking_uri=src.tracking_uri)
+            files += _files(Path(local))
+            call("model files", lambda: dst.log_model_artifacts(made.model_id, local))
+        call("a model", lambda: dst.finalize_logged_model(made.model_id, LoggedModelStatus.READY))
+    return files
 
 
 def migrate(source_uri: str, target_uri: str, experiments: list[str] | None = None) -> Summary:
@@ -94,6 +117,7 @@ def migrate(source_uri: str, target_uri: str, experiments: list[str] | None = No
     if source_uri == target_uri:
         raise TrackingError(f"the source and the target are the same store ({source_uri}); set MLFLOW_TRACKING_URI "
                             f"to the server to import into")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one summary line, not a bar per run
     budget = retry_budget()
     call = lambda what, fn: retrying(what, fn, budget)  # noqa: E731
     src, dst, summary = MlflowClient(source_uri), MlflowClient(target_uri), Summary()
