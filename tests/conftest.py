@@ -1,5 +1,6 @@
-"""Shared fixtures: a tiny, valid params tree for fast runs, the repository root, and stages run in-process in a
-temporary folder (`workdir`, `stage`, `runs`)."""
+"""Shared fixtures: a tiny, valid params tree for fast runs, the repository root, stages run in-process in a
+temporary folder (`workdir`, `stage`, `runs`), the e2e repo (`env`, `repo`), and the team stack (`team`,
+`team_work`), each built once per session."""
 from __future__ import annotations
 
 import copy
@@ -90,6 +91,42 @@ def repo(tmp_path_factory, env) -> Path:
     from e2e import make_repo
 
     return make_repo(tmp_path_factory.mktemp("e2e") / "repo", env)
+
+
+@pytest.fixture(scope="session")
+def team():
+    """`ganpipe team up` on real servers (PostgreSQL, SeaweedFS S3, mlflow server) on 127.0.0.1, free ports;
+    (root, what `up` printed). Stopped at the session's end."""
+    import shutil
+    import tempfile
+
+    from team_helpers import free_base, ganpipe
+
+    # not under pytest's tmp folder: that one is closed to other users, and as root PostgreSQL runs as another
+    base = Path(tempfile.mkdtemp(prefix="ganpipe-team-", dir="/tmp"))
+    base.chmod(0o711)
+    root = base / "stack"
+    up = ganpipe("team", "up", str(root), "--port", str(free_base()))
+    try:
+        assert up.returncode == 0, up.stderr
+        yield root, up.stdout
+    finally:
+        ganpipe("team", "down", str(root))
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def team_work(tmp_path_factory):
+    """A folder with prepared tiny data where the train stage runs against the team stack."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("teamwork")
+    params = merged(merged(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY_OVERRIDES),
+                    {"data": {"dataset": "synthetic", "max_images": 200}, "train": {"epochs": 2, "threads": 1}})
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    subprocess.run([sys.executable, str(ROOT / "stages" / "prepare.py")], cwd=root, check=True, capture_output=True)
+    return root
 
 
 def pytest_collection_modifyitems(config, items):
