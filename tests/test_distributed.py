@@ -81,3 +81,19 @@ def test_more_nccl_processes_than_gpus_is_refused(tiny_params):
                                                   batch_size=64))
     with pytest.raises(ConfigError, match="NCCL needs a GPU of its own per process"):
         launch.check(cfg.train, 0)
+
+
+@pytest.mark.parametrize("text, lost", [
+    ("[/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:545] Read error [127.0.0.1]:62155: Connection reset by "
+     "peer", True),
+    ("NCCL error in: ProcessGroupNCCL.cpp:1970, remote process exited or there was a network error", True),
+    ("Connection closed by peer [127.0.0.1]:29500", True),
+    ("mat1 and mat2 shapes cannot be multiplied (64x10 and 12x3)", False),  # a bug: its traceback stays
+])
+def test_peer_lost_tells_a_dead_peer_from_a_bug(text, lost):
+    """A rank whose collective fails because another rank died stops with one note (exit LOST_PEERS_EXIT, which
+    the launcher does not count as a cause); any other error keeps its traceback."""
+    from ganpipe.dist.group import peer_lost
+
+    assert peer_lost(RuntimeError(text)) is lost
+    assert peer_lost(torch.distributed.DistNetworkError("anything"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -20,6 +21,9 @@ from torch import nn
 from ganpipe.config import TrainConfig
 from ganpipe.errors import ConfigError
 from ganpipe.gan import devices
+
+
+LOST_PEERS_EXIT = 75  # a rank that stopped because another died: an effect, not a cause (launch.py)
 
 
 def in_worker() -> bool:
@@ -116,5 +120,21 @@ def joined(cfg: TrainConfig) -> Iterator[Replicas]:
     torch.distributed.init_process_group(backend, timeout=datetime.timedelta(seconds=cfg.timeout_s))
     try:
         yield Replicas(rank, world, local, backend)
+    except RuntimeError as exc:  # torch's DistError is one too
+        if not peer_lost(exc):
+            raise
+        # the launcher names the process that died and why; this rank says it stopped for it (no traceback) and
+        # exits with a code the launcher does not count as a cause
+        print(f"note: rank {rank} stopped: another training process went away mid-collective "
+              f"({str(exc).splitlines()[0][:160]})", file=sys.stderr)
+        raise SystemExit(LOST_PEERS_EXIT) from None
     finally:
         torch.distributed.destroy_process_group()
+
+
+def peer_lost(exc: BaseException) -> bool:
+    """A collective's failure when a peer process is gone: gloo's and NCCL's transport errors, timeouts."""
+    if isinstance(exc, torch.distributed.DistError):
+        return True
+    text = str(exc).lower()
+    return any(k in text for k in ("gloo", "nccl", "connection reset", "connection closed", "broken pipe"))

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from ganpipe.config import TrainConfig
-from ganpipe.dist.group import backend_for, in_worker
+from ganpipe.dist.group import LOST_PEERS_EXIT, backend_for, in_worker
 from ganpipe.errors import ConfigError, Terminated, UserError
 from ganpipe.gan import devices
 
@@ -79,9 +79,11 @@ def check_endpoint(endpoint: str, node_rank: int, timeout_s: float) -> None:
 
 
 def _failures(exc: Exception) -> str:
-    """The ranks that failed by themselves; ranks the launcher stopped afterwards (SIGTERM: 143) are not causes."""
+    """The ranks that failed by themselves; ranks the launcher stopped afterwards (SIGTERM: 143) and ranks that
+    stopped because a peer went away (LOST_PEERS_EXIT) are not causes."""
     failures = getattr(exc, "failures", {}) or {}
-    causes = {r: f for r, f in failures.items() if f.exitcode not in (143, -signal.SIGTERM)} or failures
+    causes = {r: f for r, f in failures.items()
+              if f.exitcode not in (143, -signal.SIGTERM, LOST_PEERS_EXIT)} or failures
     parts = []
     for rank, failure in sorted(causes.items()):
         code = failure.exitcode
