@@ -72,7 +72,7 @@ def run_load(clients: int, epochs: int, experiment: str) -> dict:
     wall = time.perf_counter() - start  # (with the clients' start-up)
     done = {i: (rid, t) for i, rid, t in results if rid}
     errors = [t for _, rid, t in results if not rid]
-    server = MlflowClient()
+    server = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])  # not mlflow's global uri: a caller may have set one
     landed = {}
     for i, (rid, _) in done.items():
         run = server.get_run(rid)
