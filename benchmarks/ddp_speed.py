@@ -31,7 +31,7 @@ from ganpipe.gan.train import train
 def worker(args: argparse.Namespace) -> None:
     cfg = config.load(args.params)
     tc = dataclasses.replace(cfg.train, processes=args.processes, threads=args.threads, epochs=args.epochs,
-                             device=args.device, checkpoint_every=1_000_000)
+                             device=args.device, checkpoint_every_s=86_400, grid_every_s=86_400)
     info, split, _ = read_prepared(Path(cfg.paths.prepared))
     G, D = build(cfg.model, tuple(info["image_shape"]), tc.seed, info["num_classes"])
     stamps: list[float] = []

@@ -114,7 +114,7 @@ def main() -> None:
         params = yaml.safe_load((ROOT / "params.yaml").read_text())
         params["data"].update(dataset="imagefolder", root=str(args.folder), image_size=args.size, channels=3)
         params["model"].update(g_hidden=[32, 16, 16, 8], d_hidden=[8, 16, 16, 32], conditional=False)
-        params["train"].update(epochs=1, batch_size=256, ema_decay=None, precision="bf16")
+        params["train"].update(epochs=1, batch_size=256, ema_decay=None, precision="auto")
         params["tracking"]["enabled"] = False
         (work / "params.yaml").write_text(yaml.safe_dump(params))
         script = work / "prepare_run.py"

@@ -1,7 +1,9 @@
 """Training throughput: ganpipe's loop vs a plain PyTorch loop with a per-item torchvision-style Dataset.
 
 Same model, same loss, same batch size, same thread count, on the default data. Prints images/s (real images
-shown to D per second). Usage: python benchmarks/train_speed.py [--steps 150] [--threads 2]
+shown to D per second) and the CPU's bf16 verdict; bf16 is measured only where it is native (emulated, it is
+about 20x slower: benchmarks/precision_speed.py measures that). Usage:
+python benchmarks/train_speed.py [--steps 150] [--threads 2]
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ganpipe import config, overrides
 from ganpipe.data import datasets, split
+from ganpipe.gan import devices
 from ganpipe.gan.losses import LOSSES
 from ganpipe.gan.models import build
 from ganpipe.gan.train import train
@@ -89,13 +92,18 @@ def main() -> None:
     train_split = split.split_holdout(datasets.load_source(cfg.data), cfg.data.holdout_fraction, cfg.data.seed)[0]
     seed_tree = overrides.apply_overrides(cfg.raw, overrides.read_overrides("configs/seed_recipe.args"))
     seed = config.from_dict(seed_tree)
-    print(f"threads={args.threads} steps~{args.steps} batch={cfg.train.batch_size} (images/s, higher is better)")
+    native, fact = devices.bf16_support(torch.device("cpu"))
+    print(f"threads={args.threads} steps~{args.steps} batch={cfg.train.batch_size} bf16 {fact} (images/s, higher "
+          f"is better)")
     print(f"{'model':<10}{'plain DataLoader fp32':>24}{'ganpipe fp32':>22}{'ganpipe bf16':>22}")
     for name, run_cfg in (("default", cfg), ("seed mlp", seed)):
         model_cfg = run_cfg.model
         base_cfg = dataclasses.replace(run_cfg.train, threads=args.threads, ema_decay=None, device="cpu")
         plain = plain_loop(model_cfg, base_cfg, train_split, args.steps)
         fp32 = ours(model_cfg, dataclasses.replace(base_cfg, precision="fp32"), train_split, args.steps)
+        if not native:
+            print(f"{name:<10}{plain:>24.0f}{fp32:>13.0f} ({fp32 / plain:.2f}x){'emulated: not run':>22}")
+            continue
         bf16 = ours(model_cfg, dataclasses.replace(base_cfg, precision="bf16"), train_split, args.steps)
         print(f"{name:<10}{plain:>24.0f}{fp32:>13.0f} ({fp32 / plain:.2f}x){bf16:>13.0f} ({bf16 / plain:.2f}x)")
 

@@ -6,7 +6,7 @@ import pytest
 from conftest import ROOT
 
 from ganpipe import cli, config
-from ganpipe.keys import EVALUATES_TAG
+from ganpipe.keys import EVALUATES_TAG, PRECISION_TAG
 from ganpipe.track import tracking
 
 
@@ -21,7 +21,8 @@ def store(tmp_path, monkeypatch):
     for name, loss, fid, sweep in (("hinge-run", "hinge", 20.0, "s1"), ("bce-run", "bce", 90.0, "s1"),
                                    ("other", "lsgan", 50.0, "s2"), ("quoted", "hinge", 30.0, "it's")):
         params = {"train.loss": loss, "train.epochs": "2"}
-        tags = {"sweep": sweep, **({EVALUATES_TAG: ids["hinge-run"]} if name == "quoted" else {})}
+        tags = {"sweep": sweep, **({EVALUATES_TAG: ids["hinge-run"]} if name == "quoted" else {}),
+                PRECISION_TAG: "fp32" if loss == "bce" else "bf16"}  # as train.precision: auto resolved it
         with tracking.start_run(cfg, run_name=name, params=params, tags=tags) as run:
             for epoch in (1, 2):
                 run.log_metrics(epoch, {"loss/d": 1.0 / epoch, "loss/g": 2.0 / epoch})
@@ -37,6 +38,7 @@ def test_compare_filters_by_tag_sorts_and_plots(store, capsys):
     rows = list(csv.DictReader(io.StringIO(text.split("\nwrote")[0])))
     assert [r["run"] for r in rows] == ["hinge-run", "bce-run"]  # sorted by eval/fid, lowest first
     assert "train.loss" in rows[0] and "train.epochs" not in rows[0]  # only the params that differ
+    assert [r["precision"] for r in rows] == ["bf16", "fp32"]  # what each run trained in, on its machine
     assert (tmp_path / "cmp.png").read_bytes()[:4] == b"\x89PNG"
 
 

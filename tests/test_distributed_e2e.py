@@ -17,7 +17,7 @@ import yaml
 from conftest import ROOT, TINY_OVERRIDES, merged
 
 EPOCHS = 20
-DDP = {"processes": 2, "threads": 1, "epochs": EPOCHS, "checkpoint_every": 1, "timeout_s": 60}
+DDP = {"processes": 2, "threads": 1, "epochs": EPOCHS, "checkpoint_every_s": 0, "grid_every_s": 0, "timeout_s": 60}
 
 
 def free_port() -> int:

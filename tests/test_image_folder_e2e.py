@@ -20,7 +20,7 @@ COLOUR = {
              "holdout_fraction": 0.25},
     "classifier": {"epochs": 3, "batch_size": 32, "feature_dim": 16, "augment_flip": True},
     "model": {"arch": "dcgan", "g_hidden": [32, 16], "d_hidden": [16, 32]},
-    "train": {"epochs": 2, "batch_size": 32, "augment": ["translation"]},
+    "train": {"epochs": 2, "batch_size": 32, "augment": ["translation"], "grid_every_s": 0},  # a grid every epoch
     "sample": {"n": 200, "batch_size": 100, "grid_rows": 4},
     "evaluate": {"batch_size": 100, "is_splits": 2},
 }

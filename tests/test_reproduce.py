@@ -6,8 +6,9 @@ import pytest
 import yaml
 
 from ganpipe import config
+from ganpipe.keys import PRECISION_TAG
 from ganpipe.track.reproduce import ReproduceError, Target, check_paths, from_run, params_from_run
-from ganpipe.track.verdict import compare, expected_mode, verdict_table
+from ganpipe.track.verdict import compare, expected_mode, precision_row, verdict_table
 
 MACHINE = {"env.torch": "2.14.1", "env.cpu": "AMD EPYC", "env.gpu": "none", "train.device": "cpu"}
 
@@ -59,6 +60,22 @@ def test_exact_only_on_the_same_machine_kind():
     assert tolerance == 0.1 and "train.device: cpu -> cuda" in why
     assert expected_mode(target(machine=None), MACHINE, None)[0] is None  # not recorded: say so, expect exact
     assert expected_mode(target(), MACHINE, 0.02) == (0.02, "tolerance 2% as asked (each score by its kind)")
+
+
+def test_the_resolved_precision_is_part_of_the_machine_kind():
+    """train.precision: auto trains in bf16 on one CPU and fp32 on another: other bytes, so a tolerance. A run
+    from before the precision and env.bf16 tags is judged by the tags it has."""
+    made = {**MACHINE, "env.bf16": "native (AVX512-BF16)", PRECISION_TAG: "bf16"}
+    here = {**MACHINE, "env.bf16": "emulated (this CPU has neither AVX512-BF16 nor AMX)", PRECISION_TAG: "fp32"}
+    tolerance, why = expected_mode(target(machine=made), here, None)
+    assert tolerance == 0.1 and f"{PRECISION_TAG}: bf16 -> fp32" in why and "env.bf16: native" in why
+    assert expected_mode(target(machine=made), made, None)[0] is None
+    assert expected_mode(target(machine=MACHINE), here, None)[0] is None  # an older run: the tags it recorded
+    row = precision_row(target(machine=made), here)  # shown in the verdict table, never deciding it
+    assert (row.logged, row.reproduced, row.result, row.gating) == ("bf16", "fp32", "differs (another machine kind)",
+                                                                    False)
+    assert precision_row(target(machine=made), made).result == "identical"
+    assert precision_row(target(machine=MACHINE), made).result == "not recorded"
 
 
 @pytest.fixture

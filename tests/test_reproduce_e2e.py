@@ -77,6 +77,8 @@ def test_reproduce_a_run_made_earlier_in_this_test_by_id_and_by_experiment_name(
     assert checks["generator"]["logged"] == run.data.tags["ganpipe.generator_sha256"]
     assert {"classifier", "data (prepared sha256)", "eval/fid", "eval/is", "eval_real/fid", "loss/d"} <= set(checks)
     assert all(c["result"] == "identical" for c in checks.values())
+    # what train.precision: auto resolved to, shown beside the hashes (the same here: the same machine)
+    assert checks["precision (train, resolved)"]["logged"] == run.data.tags["train.precision_resolved"]
     # by experiment name: its refs/exps commit, checked against that commit's dvc.lock and metrics files
     out = ganpipe(repo, env, "reproduce", "repro-me")
     assert out.returncode == 0, out.stdout + out.stderr[-3000:]

@@ -71,7 +71,7 @@ def test_tracking_disabled_runs_without_a_store(workdir):
 def test_divergence_keeps_the_last_good_checkpoint(workdir, capsys, monkeypatch):
     import torch
 
-    from ganpipe.gan import resume, train
+    from ganpipe.gan import resume, step
     from ganpipe.gan.losses import hinge_d_loss, hinge_g_loss
 
     calls = []
@@ -82,7 +82,7 @@ def test_divergence_keeps_the_last_good_checkpoint(workdir, capsys, monkeypatch)
 
     assert stage("prepare")([]) == 0
     write_params(workdir, train={"epochs": 4})
-    monkeypatch.setitem(train.LOSSES, "hinge", (d_loss_nan_from_epoch_3, hinge_g_loss))
+    monkeypatch.setitem(step.LOSSES, "hinge", (d_loss_nan_from_epoch_3, hinge_g_loss))
     assert stage("train")([]) == 1
     err = capsys.readouterr().err
     assert "training diverged at epoch 3" in err and "last good state is kept in checkpoints/train.pt" in err

@@ -21,11 +21,13 @@ from ganpipe.rules import (  # noqa: F401  (the names and limits are part of con
     ARCHS,
     AUGMENTS,
     BACKENDS,
+    COMPILE_MODES,
     DATASETS,
     DEVICES,
     FEATURES,
     LOSSES,
     MAX_EPOCHS,
+    MAX_INTERVAL_S,
     MAX_LR,
     MAX_SAMPLES,
     MAX_SEED,
@@ -160,9 +162,11 @@ class TrainConfig:
     r1_weight: float  # R1 penalty (gamma) on D's gradient at real images; 0 = off
     augment: tuple[str, ...]  # DiffAugment policies applied to every image D sees; [] = off
     ema_decay: Optional[float]  # keep an exponential moving average of G's weights; sampling uses it. null = off
-    precision: str  # bf16 autocasts matmuls/convs; uses AMX on this CPU
+    precision: str  # auto = bf16 where the device does it natively, else fp32 | fp32 | bf16 (autocast)
+    compile: str  # none | a torch.compile mode for the step's forward passes
     device: str  # auto = cuda when a GPU is visible, else cpu
-    checkpoint_every: int  # epochs between resume checkpoints
+    checkpoint_every_s: float  # seconds between resume checkpoints, taken at an epoch's end; 0 = every epoch
+    grid_every_s: float  # seconds between the per-epoch image grids (the first and last always); 0 = every epoch
     seed: int
     threads: int  # per process
     processes: int  # training processes per machine; > 1 (or nodes > 1) runs under torchrun with DDP
@@ -180,12 +184,17 @@ class TrainConfig:
         _require(self.loss in LOSSES, "train.loss", f"must be one of {list(LOSSES)}", self.loss)
         _require(self.precision in PRECISIONS, "train.precision", f"must be one of {list(PRECISIONS)}",
                  self.precision)
+        _require(self.compile in COMPILE_MODES, "train.compile", f"must be one of {list(COMPILE_MODES)}", self.compile)
         _require(self.device in DEVICES, "train.device", f"must be one of {list(DEVICES)}", self.device)
+        for key in ("checkpoint_every_s", "grid_every_s"):
+            value = getattr(self, key)
+            _require(0 <= value <= MAX_INTERVAL_S, f"train.{key}", f"must be in [0, {MAX_INTERVAL_S:,.0f}] seconds",
+                     value)
         for policy in self.augment:
             _require(policy in AUGMENTS, "train.augment", f"entries must be in {list(AUGMENTS)}", list(self.augment))
         _require(self.gp_weight >= 0 and self.r1_weight >= 0, "train.gp_weight and train.r1_weight",
                  "must be >= 0", (self.gp_weight, self.r1_weight))
-        _positive(self, "train", ("batch_size", "g_lr", "d_lr", "checkpoint_every"))
+        _positive(self, "train", ("batch_size", "g_lr", "d_lr"))
         for key in ("g_lr", "d_lr"):
             _require(getattr(self, key) <= MAX_LR, f"train.{key}", f"must be at most {MAX_LR}", getattr(self, key))
         _within(self, "train", ("epochs",), 1, MAX_EPOCHS)

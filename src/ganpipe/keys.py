@@ -2,6 +2,7 @@
 run's numbers came from, and the prefixes of the score metrics (eval/* for samples, eval_real/* for the ceiling)."""
 
 GENERATOR_TAG = "ganpipe.generator_sha256"  # the generator file a training run wrote (and an evaluation scored)
+PRECISION_TAG = "train.precision_resolved"  # fp32 | bf16: what train.precision (e.g. auto) resolved to on the machine
 DATA_TAG = "data.sha256"  # content hash of the prepared data
 KIND_TAG = "ganpipe.run_kind"  # "training" or "evaluation"; runs from before this tag are training runs
 EVALUATES_TAG = "ganpipe.evaluates_run"  # an evaluation run: the training run whose generator it scored

@@ -61,6 +61,9 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     if hint is str:
         if isinstance(value, str):
             return value
+        if isinstance(value, bool):  # YAML 1.1: unquoted on/off/yes/no are booleans
+            raise ConfigError(f"{key} must be a string, got {value!r} (YAML reads unquoted on, off, yes and no as "
+                              f"true or false: quote the word)")
         raise ConfigError(f"{key} must be a string, got {value!r}")
     raise AssertionError(f"unsupported type hint {hint!r} for {key}")
 

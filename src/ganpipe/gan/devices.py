@@ -1,11 +1,30 @@
-"""Where training runs and in which precision: device resolution, autocast, and the checks that need hardware."""
+"""Where training runs and in which precision: device resolution, the bf16 decision, autocast, and the checks
+that need hardware.
+
+bf16 is a large win only where the hardware multiplies in it: a CUDA GPU with bf16 tensor cores (compute
+capability 8.0 and later), or a CPU with AVX512-BF16 or AMX, where oneDNN runs bf16 convolutions and matmuls
+about 2x faster than fp32. On any other CPU (AVX2 only: many laptops and older servers) PyTorch emulates
+bf16 and a training step runs about 20x slower than in fp32 (benchmarks/precision_speed.py). So
+`train.precision: auto` picks bf16 exactly where it is native, and `resolve_precision` is the one place that
+decides it, from what torch reports about the hardware (never from a CPU model name).
+"""
 from __future__ import annotations
 
 import contextlib
+import os
+from dataclasses import dataclass
 
 import torch
 
 from ganpipe.errors import ConfigError
+
+# oneDNN's ISA cap (a documented oneDNN setting): at or above AVX512_CORE_BF16 its kernels may use native bf16.
+# A lower cap (for example AVX2) makes a bf16-capable CPU emulate bf16 like an AVX2 one.
+_BF16_ISAS = {"ALL", "DEFAULT", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512", "AVX512_CORE_AMX",
+              "AVX10_1_512_AMX", "AVX512_CORE_AMX_FP16", "AVX10_1_512_AMX_FP16", "AVX10_2_512",
+              "AVX10_2_512_AMX_2"}
+# measured: one training step of the default DCGAN in bf16 autocast vs fp32 on a CPU that emulates bf16
+EMULATED_SLOWDOWN = "about 20x"
 
 
 def resolve(name: str) -> torch.device:
@@ -16,9 +35,63 @@ def resolve(name: str) -> torch.device:
     return torch.device("cuda" if name == "cuda" or (name == "auto" and available) else "cpu")
 
 
+def bf16_support(device: torch.device) -> tuple[bool, str]:
+    """(whether `device` does bf16 natively, the fact in words) as torch reports it."""
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        if major >= 8:
+            return True, f"native (bf16 tensor cores, sm_{major}{minor})"
+        return False, f"emulated (no bf16 tensor cores on sm_{major}{minor}; they start at sm_80)"
+    flags = [name for name, has in (("AVX512-BF16", torch.cpu._is_avx512_bf16_supported()),
+                                    ("AMX", torch.cpu._is_amx_tile_supported())) if has]
+    if not flags:
+        return False, "emulated (this CPU has neither AVX512-BF16 nor AMX)"
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").strip().upper()
+    if cap not in _BF16_ISAS:
+        return False, f"emulated (the CPU has {' and '.join(flags)}, but ONEDNN_MAX_CPU_ISA={cap} keeps oneDNN below it)"
+    return True, f"native ({' and '.join(flags)})"
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The precision a training runs in, and why."""
+
+    requested: str  # train.precision: auto | fp32 | bf16
+    used: str  # fp32 | bf16
+    bf16: str  # the machine fact: "native (...)" or "emulated (...)"
+    device_type: str  # cpu | cuda
+
+    @property
+    def summary(self) -> str:
+        """One line for the stage output."""
+        how = "picked by train.precision: auto" if self.requested == "auto" else "as train.precision asks"
+        return f"precision: {self.used} ({how}; bf16 on this {self.device_kind} is {self.bf16})"
+
+    @property
+    def device_kind(self) -> str:
+        return "GPU" if self.device_type == "cuda" else "CPU"
+
+    @property
+    def warning(self) -> str | None:
+        """Said when an explicit bf16 will run emulated: it still runs, much slower."""
+        if self.used != "bf16" or self.bf16.startswith("native"):
+            return None
+        return (f"note: train.precision: bf16 is emulated on this {self.device_kind} ({self.bf16.split('(', 1)[1][:-1]}): "
+                f"training runs {EMULATED_SLOWDOWN} slower than in fp32 (benchmarks/precision_speed.py); set "
+                f"train.precision: auto (bf16 only where it is native) or fp32")
+
+
+def resolve_precision(requested: str, device: torch.device) -> Precision:
+    """The one place that decides the training precision: auto = bf16 where `device` does it natively."""
+    native, fact = bf16_support(device)
+    used = ("bf16" if native else "fp32") if requested == "auto" else requested
+    return Precision(requested=requested, used=used, bf16=fact, device_type=device.type)
+
+
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bf16 mixed precision: AMX on this CPU, tensor cores on a GPU. bf16 has fp32's range, so unlike fp16 it
-    needs no loss scaling, which keeps the gradient penalties (double backward) simple."""
+    """bf16 mixed precision (`precision` is a resolved one: fp32 | bf16). bf16 has fp32's range, so unlike
+    fp16 it needs no loss scaling, which keeps the gradient penalties (double backward) simple."""
+    assert precision in ("fp32", "bf16"), precision  # auto is resolved by resolve_precision first
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()

@@ -1,6 +1,6 @@
 """Resume state of an interrupted `train`: everything the loop needs to continue bitwise where it stopped.
 
-The file is written atomically after every `train.checkpoint_every` epochs and removed when training
+The file is written atomically at an epoch's end every `train.checkpoint_every_s` seconds and removed when training
 finishes. It is not a DVC output (DVC would delete it before re-running the stage); it lives at
 paths.checkpoint and is only used when its fingerprint (model, train params, data hash) matches the run.
 torch.save is fine here: unlike the generator, nothing hashes these bytes.

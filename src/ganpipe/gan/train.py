@@ -1,8 +1,10 @@
 """The GAN training loop. It reports numbers through callbacks and knows nothing about MLflow or files.
 
-Speed: the whole training set is one in-memory float tensor on the training device and batches are taken by
-indexing it, so there is no per-item Dataset/DataLoader work; losses are summed as tensors and read once per
-epoch. Every random draw comes from an explicit generator whose state is part of the resume checkpoint, so an
+Speed: the whole uint8 training set sits on the training device (a GPU too, when it fits) and batches are
+drawn there by indexing it, so there is no per-item Dataset/DataLoader work; a step (gan/step.py) never waits
+for the device, and its numbers are summed as tensors and read once per epoch. The per-epoch work that does
+not shape training (image grids with the EMA's batch-norm re-estimate, resume checkpoints) runs on a clock
+(train.grid_every_s, train.checkpoint_every_s), so epochs of a second on a GPU are not dominated by it. Every random draw comes from an explicit generator whose state is part of the resume checkpoint, so an
 interrupted and resumed run ends with bitwise the same weights as an uninterrupted one.
 
 On several processes (`replicas`, see ganpipe.dist) every rank draws the same global batch order and the same
@@ -13,6 +15,7 @@ step. Only the caller's rank 0 passes callbacks that log or save.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -24,11 +27,10 @@ from ganpipe.config import TrainConfig
 from ganpipe.data.images import to_float
 from ganpipe.dist.group import SOLO, Replicas
 from ganpipe.errors import ConfigError, DivergenceError
-from ganpipe.gan import devices, resume, syncnorm
-from ganpipe.gan.augment import diff_augment
+from ganpipe.gan import compiled, devices, resume, syncnorm
 from ganpipe.gan.ema import EMA
-from ganpipe.gan.losses import LOSSES, gradient_penalty, r1_penalty
 from ganpipe.gan.sampling import render
+from ganpipe.gan.step import Step, step_names
 from ganpipe.sizes import check_batch_fits
 
 LogFn = Callable[[int, dict[str, float]], None]  # (epoch, {"loss/d": ...})
@@ -45,6 +47,9 @@ class TrainResult:
     images_seen: int  # real images shown to D
     generator: nn.Module  # what sampling should use (on the CPU): the EMA copy of G when enabled, else G
     resumed_from: int  # epoch the run continued from (0 = started fresh)
+    precision: devices.Precision  # what train.precision resolved to on this device, and why
+    seconds: float  # wall time of the epochs this call ran
+    epoch_work_s: float  # of which: per-epoch work (grids, EMA re-estimate, checkpoints, logging callbacks)
 
 
 def check_fits(cfg: TrainConfig, n_train: int, num_classes: int, conditional: bool) -> None:
@@ -53,6 +58,19 @@ def check_fits(cfg: TrainConfig, n_train: int, num_classes: int, conditional: bo
     if conditional and num_classes < 2:
         raise ConfigError(f"model.conditional needs labelled data with at least 2 classes, but the data has "
                           f"{num_classes}; set model.conditional: false")
+
+
+class Every:
+    """Due when `seconds` have passed since it was last done (0: always); rank 0's clock decides for all ranks."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.last = seconds, time.perf_counter()
+
+    def due(self) -> bool:
+        return time.perf_counter() - self.last >= self.seconds
+
+    def done(self) -> None:
+        self.last = time.perf_counter()
 
 
 def fixed_noise(n: int, z_dim: int, seed: int, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,6 +103,8 @@ def train(
     check_fits(cfg, len(images), num_classes, conditional)
     labels = torch.zeros(len(images), dtype=torch.int64) if labels is None else labels
     device = devices.resolve(cfg.device)
+    precision = devices.resolve_precision(cfg.precision, device)
+    compiled.check(cfg.compile, device, replicas.world)
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed + RANK_SEED * replicas.rank)  # the global RNG is used only by dropout
     # channels-last (NHWC) is the layout the fast conv kernels of oneDNN (CPU) and cuDNN (GPU) work in
@@ -99,10 +119,6 @@ def train(
     on_device = devices.holds(device, images.numel())
     images_src = images.to(device) if on_device else images
     labels_src = labels.to(device) if on_device else labels
-    d_loss_fn, g_loss_fn = LOSSES[cfg.loss]
-    # fused: one kernel per step for all parameters instead of a handful per tensor
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.g_lr, betas=cfg.g_betas, fused=True)
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.d_lr, betas=cfg.d_betas, fused=True)
     order_gen = torch.Generator().manual_seed(cfg.seed)  # batch order (CPU: same order on every device)
     noise_gen = devices.generator(device, cfg.seed + 1)  # z, fake labels, GP interpolation weights
     aug_gen = devices.generator(device, cfg.seed + 2 + RANK_SEED * replicas.rank)  # DiffAugment (per rank)
@@ -112,8 +128,6 @@ def train(
     if resume_from is not None:
         G.load_state_dict(resume_from["G"])
         D.load_state_dict(resume_from["D"])
-        opt_g.load_state_dict(resume_from["opt_g"])
-        opt_d.load_state_dict(resume_from["opt_d"])
         if ema is not None:
             ema.load_state_dict(resume_from["ema"])
         rngs = resume_from["rng"]  # one entry per rank of the run that saved it
@@ -122,93 +136,62 @@ def train(
         else:  # the shared streams continue; the per-rank ones (augment, dropout) restart from this rank's seed
             resume.restore_shared_rng(rngs[0], order_gen, noise_gen)
         history, start_epoch, steps = list(resume_from["history"]), resume_from["epoch"], resume_from["steps"]
-    # after any resume load: DDP starts every rank from rank 0's weights
-    G_step, D_step = replicas.wrap(G), replicas.wrap(D)
+    step = Step(G, D, cfg, precision.used, z_dim, num_classes, replicas, noise_gen, aug_gen, ema)
+    if resume_from is not None:
+        step.load_optimizers(resume_from)
     shown = ema.model if ema is not None else G  # the network grids (and later sampling) use
-    B = cfg.batch_size  # the global batch
-    mine = replicas.part(B)  # this rank's slice of each global batch and of each global noise draw
-    b = mine.stop - mine.start
+    B, mine = cfg.batch_size, step.mine
     batches = len(images) // B  # drop the ragged last batch: batch-norm statistics stay comparable
-    amp = lambda: devices.autocast(device, cfg.precision)  # noqa: E731  (a fresh context per use)
-    augment = (lambda x: diff_augment(x, cfg.augment, aug_gen)) if cfg.augment else (lambda x: x)
-    names = ["loss/d", "loss/g", "d/real", "d/fake"] + ["penalty/gp"] * (cfg.gp_weight > 0) \
-        + ["penalty/r1"] * (cfg.r1_weight > 0)
+    names = step_names(cfg)
     bar = tqdm(range(start_epoch + 1, cfg.epochs + 1), desc="train", unit="epoch", disable=not progress,
                initial=start_epoch, total=cfg.epochs)
+    began = time.perf_counter()
+    work = 0.0  # seconds of per-epoch work
+    grids, checkpoints = Every(cfg.grid_every_s), Every(cfg.checkpoint_every_s)
     if log_images is not None and grid is not None and start_epoch == 0:
         # step 0: what the untrained G draws; the MLflow UI's step slider also opens at 0 (no RNG is consumed)
         log_images(0, render(shown, *grid))
+        work = time.perf_counter() - began
     for epoch in bar:
         perm = torch.randperm(len(images), generator=order_gen).to(images_src.device)
         sums = torch.zeros(len(names), device=device)  # per-step numbers summed over the epoch
-        for step in range(batches):
-            idx = perm[step * B : (step + 1) * B][mine]
+        for i in range(batches):
+            idx = perm[i * B : (i + 1) * B][mine]
             real = to_float(images_src[idx].to(device, non_blocking=True)).contiguous(memory_format=fmt)
-            y_real = labels_src[idx].to(device, non_blocking=True)
-            for i in range(cfg.d_steps):
-                last = i == cfg.d_steps - 1
-                z = torch.randn(B, z_dim, generator=noise_gen, device=device)[mine]
-                y_fake = torch.randint(0, num_classes, (B,), generator=noise_gen, device=device)[mine]
-                with amp():
-                    with torch.set_grad_enabled(last):  # the last fakes are reused for G's update below
-                        fake = G_step(z, y_fake)
-                    # one D pass over [real; fake]: one large matmul per layer instead of two small ones
-                    logits = D_step(augment(torch.cat([real, fake.detach()])),
-                                    torch.cat([y_real, y_fake])).float()
-                logits_real, logits_fake = logits[:b], logits[b:]
-                d_loss = d_loss_fn(logits_real, logits_fake)
-                extra = []
-                if cfg.gp_weight > 0:
-                    alpha = torch.rand(B, generator=noise_gen, device=device)[mine]
-                    with amp():
-                        gp = gradient_penalty(lambda x: D(augment(x), y_real), real, fake, alpha)
-                    d_loss = d_loss + cfg.gp_weight * gp
-                    extra.append(gp.detach())
-                if cfg.r1_weight > 0:
-                    with amp():
-                        r1 = r1_penalty(lambda x: D(augment(x), y_real), real)
-                    d_loss = d_loss + cfg.r1_weight * r1
-                    extra.append(r1.detach())
-                opt_d.zero_grad(set_to_none=True)
-                d_loss.backward()
-                opt_d.step()
-            # G's step needs gradients through D, not D's own weight gradients: the plain D (not DDP's
-            # wrapper, whose reducer would wait for D gradients that never come)
-            D.requires_grad_(False)
-            with amp():
-                logits_gen = D(augment(fake), y_fake).float()  # the updated D on the same fakes
-            g_loss = g_loss_fn(logits_gen)
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_g.step()
-            D.requires_grad_(True)
-            if ema is not None:
-                ema.update()
+            sums += step(real, labels_src[idx].to(device, non_blocking=True))
             steps += 1
             if after_step is not None:
                 after_step(steps, G, D, ema)
-            with torch.no_grad():
-                sums += torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(logits_real).mean(),
-                                     torch.sigmoid(logits_fake).mean(), *extra])
-        row = dict(zip(names, (replicas.mean_(sums) / batches).tolist()))  # over the global batches
+        row = dict(zip(names, (replicas.mean_(sums) / batches).tolist()))  # over the global batches (one sync)
+        epoch_end = time.perf_counter()  # the device has finished the epoch's steps: what follows is overhead
         if not all(math.isfinite(v) for v in row.values()):
             raise DivergenceError(f"training diverged at epoch {epoch}: {row}; lower the learning rates "
                                   f"(train.g_lr, train.d_lr) or try train.loss: hinge")
         history.append({"epoch": epoch, **row})
-        if ema is not None:
-            ema.recalibrate(z_dim, B, num_classes)
         bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()})
         log(epoch, row)
-        if log_images is not None and grid is not None:
-            log_images(epoch, render(shown, *grid))
-        if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
+        last = epoch == cfg.epochs
+        # rank 0's clock decides for every rank: the re-estimate and the checkpoint's gather are collectives
+        draw, keep = replicas.broadcast((grids.due(), checkpoints.due()))
+        if ema is not None and (draw or last):
+            # the EMA's batch-norm statistics are re-estimated only when the EMA is shown: it shapes nothing
+            # else, and the re-estimate is stateless, so the final generator is the same whichever epochs drew
+            ema.recalibrate(z_dim, B, num_classes)
+        if draw or last:
+            if log_images is not None and grid is not None:
+                log_images(epoch, render(shown, *grid))
+            grids.done()
+        if keep or last:
             # every rank's random streams (a collective: all ranks take part, rank 0 saves)
             rngs = replicas.gather(resume.rng_states(order_gen, noise_gen, aug_gen))
-        if save_state is not None and (epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs):
-            save_state({"epoch": epoch, "steps": steps, "history": history, "G": G.state_dict(),
-                        "D": D.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                        "ema": ema.state_dict() if ema is not None else None,
-                        "rng": rngs, "world_size": replicas.world})
+            if save_state is not None:
+                save_state({"epoch": epoch, "steps": steps, "history": history, "G": G.state_dict(),
+                            "D": D.state_dict(), **step.optimizers_state(),
+                            "ema": ema.state_dict() if ema is not None else None,
+                            "rng": rngs, "world_size": replicas.world})
+            checkpoints.done()
+        work += time.perf_counter() - epoch_end
     shown.cpu()
     return TrainResult(history=history, steps=steps, images_seen=steps * cfg.d_steps * B, generator=shown,
-                       resumed_from=start_epoch)
+                       resumed_from=start_epoch, precision=precision, seconds=time.perf_counter() - began,
+                       epoch_work_s=work)

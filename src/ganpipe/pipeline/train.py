@@ -1,5 +1,6 @@
 """Stage `train`: the GAN, one MLflow run per training (continued after a resume), a resume checkpoint every
-train.checkpoint_every epochs; writes the generator, the final losses and the per-epoch loss CSV.
+train.checkpoint_every_s seconds (at an epoch's end); writes the generator, the final losses and the per-epoch
+loss CSV. It says which precision train.precision resolved to on this machine, and tags the run with it.
 
 With train.processes x train.nodes > 1 the stage process launches torchrun's workers (ganpipe.dist.launch),
 each of which runs this same stage; rank 0 alone logs, saves checkpoints and writes the outputs."""
@@ -21,17 +22,17 @@ from ganpipe.dist import launch
 from ganpipe.dist.group import Replicas, joined
 from ganpipe.errors import ConfigError, DivergenceError
 from ganpipe.files import remove, source_sha256, write_json, write_text
-from ganpipe.gan import devices, resume, sampling
+from ganpipe.gan import compiled, devices, resume, sampling
 from ganpipe.gan.models import build
 from ganpipe.gan.train import check_fits, fixed_noise, train
-from ganpipe.keys import GENERATOR_TAG, KIND_TAG
+from ganpipe.keys import GENERATOR_TAG, KIND_TAG, PRECISION_TAG
 from ganpipe.track import provenance, tracking
 
 GRID_SEED = 1234  # fixed noise for the per-epoch grids: the same z in every run, so runs compare by eye
 TRAINING_CODE = ("gan", "data", "dist", "config.py")  # what shapes the trajectory besides params and data
 STAGE = Path("stages/train.py")  # what torchrun's workers run
 # how and where the processes run: a checkpoint resumes across them (see README "Several processes or machines")
-PLACEMENT = {"checkpoint_every": 1, "processes": 1, "nodes": 1, "rendezvous": None, "backend": "auto",
+PLACEMENT = {"checkpoint_every_s": 0.0, "grid_every_s": 0.0, "processes": 1, "nodes": 1, "rendezvous": None, "backend": "auto",
              "timeout_s": 120}
 
 
@@ -43,10 +44,11 @@ def _losses_csv(history: list[dict[str, float]]) -> str:
     return buf.getvalue()
 
 
-def fingerprint(cfg: Config, info: dict) -> str:
+def fingerprint(cfg: Config, info: dict, precision: str) -> str:
     """What the training trajectory depends on; a resume checkpoint is reused only when this matches. The code
-    is part of it: a checkpoint written before a change to the training code is not resumed after it."""
-    train_cfg = dataclasses.replace(cfg.train, **PLACEMENT)
+    is part of it: a checkpoint written before a change to the training code is not resumed after it. So is the
+    precision `auto` resolved to: a checkpoint does not resume on a machine that picks the other one."""
+    train_cfg = dataclasses.replace(cfg.train, **PLACEMENT, precision=precision)
     return resume.fingerprint(dataclasses.asdict(cfg.model), dataclasses.asdict(train_cfg), info["sha256"],
                               cfg.sample.grid_rows, source_sha256(*TRAINING_CODE))
 
@@ -65,6 +67,11 @@ def run(cfg: Config, node_rank: int = 0) -> dict | None:
         return _train(cfg, replicas)
 
 
+def precision_tags(precision: devices.Precision) -> dict[str, str]:
+    """What the run trained in and why: `ganpipe reproduce` and `ganpipe compare` show these."""
+    return {PRECISION_TAG: precision.used}  # the machine's bf16 fact is env.bf16 (provenance.machine)
+
+
 def _agree(replicas: Replicas, fp: str) -> None:
     """Every process must train the same thing: params, data and code (several machines: several clones)."""
     prints = replicas.gather(fp)
@@ -80,13 +87,16 @@ def _train(cfg: Config, replicas: Replicas) -> dict | None:
     num_classes = info["num_classes"]
     check_fits(cfg.train, len(train_split.labels), num_classes, cfg.model.conditional)
     device = devices.resolve(cfg.train.device)  # cuda without a GPU fails here, before a run is opened
+    compiled.check(cfg.train.compile, device, replicas.world)
+    precision = devices.resolve_precision(cfg.train.precision, device)
     shape = tuple(info["image_shape"])
     G, D = build(cfg.model, shape, cfg.train.seed, num_classes)  # ConfigError for a shape the arch cannot make
-    checkpoint_path, fp = Path(cfg.paths.checkpoint), fingerprint(cfg, info)
+    checkpoint_path, fp = Path(cfg.paths.checkpoint), fingerprint(cfg, info, precision.used)
     _agree(replicas, fp)
     where = replicas.gather(f"{device.type}:{replicas.local_rank}" if device.type == "cuda" else "cpu")
     placement = {"train.world_size": str(replicas.world), "train.backend": replicas.backend or "none",
-                 "train.rank_devices": ",".join(where)}  # rank r's device is entry r
+                 "train.rank_devices": ",".join(where),  # rank r's device is entry r
+                 **precision_tags(precision)}
     # rank 0's file, sent to all (the other machines have none)
     state = replicas.broadcast(resume.load(checkpoint_path, fp) if replicas.main else None)
     if not replicas.main:
@@ -96,6 +106,9 @@ def _train(cfg: Config, replicas: Replicas) -> dict | None:
             **provenance.dvc_tags(cfg, root), KIND_TAG: "training", **provenance.data_tags(info), **placement}
     run_name = tags["dvc.exp_name"] if tags["dvc.exp_name"] != "workspace" else f"repro-{tags['git.commit'][:7]}"
     rows = cfg.sample.grid_rows
+    print(precision.summary)
+    if precision.warning:
+        print(precision.warning)
     with tracking.start_run(cfg.tracking, run_name=run_name, params=cfg.logged(), tags=tags,
                             run_id=state and state.get("run_id")) as run:
         launch.note_run_id(run.run_id)
@@ -137,6 +150,7 @@ def _train(cfg: Config, replicas: Replicas) -> dict | None:
             "time/images_per_s": images_trained / train_seconds,
             "time/tracking_s": run.seconds,
             "time/tracking_share": run.seconds / train_seconds,
+            "time/epoch_work_share": result.epoch_work_s / result.seconds,  # grids, checkpoints, logging
         })
     remove(checkpoint_path)  # finished: a later run with these params must start from scratch
     return summary

@@ -19,11 +19,12 @@ from typing import Callable
 
 from ganpipe.config import TrackingConfig
 from ganpipe.eval.identity import Provenance, mismatch, scores_of
-from ganpipe.keys import EVALUATES_TAG, GENERATOR_TAG, KIND_TAG, PROVENANCE_TAG, SAMPLES_TAG
+from ganpipe.keys import EVALUATES_TAG, GENERATOR_TAG, KIND_TAG, PRECISION_TAG, PROVENANCE_TAG, SAMPLES_TAG
 from ganpipe.track import tracking
 from ganpipe.track.tracking import RunRecord
 
-LINKED_TAGS = ("data.name", "env.torch", "env.cpu", "env.gpu", "train.device")  # the training run's, copied over
+LINKED_TAGS = ("data.name", "env.torch", "env.cpu", "env.gpu", "env.bf16", "train.device",  # the training run's,
+               PRECISION_TAG)  # copied over
 
 
 @dataclasses.dataclass(frozen=True)

@@ -66,8 +66,11 @@ def _params_changed(cfg: Any, root: Path, baseline: str) -> str:
 def machine(device_type: str = "cpu", gpu_name: str | None = None) -> dict[str, str]:
     """What makes results bitwise repeatable besides the code and params (which carry the thread count): the
     torch build and the processor that ran the math. `ganpipe reproduce` expects identical bytes only when
-    these match, and falls back to a tolerance otherwise."""
+    these match, and falls back to a tolerance otherwise. env.bf16 is whether the device does bf16 natively
+    (what train.precision: auto decides by)."""
     import torch
+
+    from ganpipe.gan.devices import bf16_support
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -76,7 +79,8 @@ def machine(device_type: str = "cpu", gpu_name: str | None = None) -> dict[str, 
     except OSError:
         pass
     gpu = gpu_name or (torch.cuda.get_device_name() if device_type == "cuda" else "none")
-    return {"env.torch": torch.__version__, "env.cpu": cpu, "env.gpu": gpu, "train.device": device_type}
+    return {"env.torch": torch.__version__, "env.cpu": cpu, "env.gpu": gpu, "train.device": device_type,
+            "env.bf16": bf16_support(torch.device(device_type))[1]}
 
 
 def data_tags(info: dict) -> dict[str, str]:

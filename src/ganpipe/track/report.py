@@ -5,7 +5,7 @@ import math
 
 import pandas as pd
 
-from ganpipe.keys import EVALUATES_TAG, SCORE_PREFIXES
+from ganpipe.keys import EVALUATES_TAG, PRECISION_TAG, SCORE_PREFIXES
 
 # (column heading, run column, number format); "%" marks a share of the real-data ceiling
 SCORES = [
@@ -75,6 +75,9 @@ def comparison(runs: pd.DataFrame, sort_by: str, ascending: bool) -> pd.DataFram
     link = f"tags.{EVALUATES_TAG}"
     if link in runs and runs[link].notna().any():  # an evaluation run names the training run it scored
         table["evaluates"] = runs[link].fillna("").str[:8]
+    resolved = f"tags.{PRECISION_TAG}"
+    if resolved in runs and runs[resolved].notna().any():  # what train.precision (auto) resolved to on its machine
+        table["precision"] = runs[resolved].fillna("")
     table = pd.concat([table, runs[[*differing_params(runs), *scores]]], axis=1)
     table.columns = [c.removeprefix("params.").removeprefix("metrics.") for c in table.columns]
     if sort_by not in table.columns:

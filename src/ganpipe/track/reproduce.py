@@ -28,8 +28,8 @@ from typing import Any
 import yaml
 
 from ganpipe.errors import ConfigError, ReproduceError, TrackingError
-from ganpipe.keys import CLASSIFIER_TAG, DATA_TAG, GENERATOR_TAG, SCORE_PREFIXES
-from ganpipe.track.verdict import Check, compare, expected_mode
+from ganpipe.keys import CLASSIFIER_TAG, DATA_TAG, GENERATOR_TAG, PRECISION_TAG, SCORE_PREFIXES
+from ganpipe.track.verdict import Check, compare, expected_mode, precision_row
 
 TRAIN_KEYS = ("loss/d", "loss/g", "d/real", "d/fake")  # the final epoch's values (train.json, MLflow history)
 RUN_ID = re.compile(r"[0-9a-f]{32}")
@@ -42,7 +42,7 @@ class Target:
     params: dict | None         # params tree to write into the worktree; None: the commit's own params.yaml
     hashes: dict[str, str]      # expected: output name -> hash
     metrics: dict[str, float]   # expected: metric name -> value
-    machine: dict[str, str] | None  # env.* tags and train.device of the run; None: not recorded
+    machine: dict[str, str] | None  # env.* tags, train.device and the resolved precision; None: not recorded
     dirty: bool = False
 
 
@@ -124,7 +124,7 @@ def from_run(run: dict, root: Path) -> Target:
     hashes = {"data (prepared sha256)": tags.get(DATA_TAG), "classifier": tags.get(CLASSIFIER_TAG),
               "generator": tags.get(GENERATOR_TAG)}
     metrics = {k: v for k, v in run["metrics"].items() if k.startswith(SCORE_PREFIXES) or k in TRAIN_KEYS}
-    machine = {k: v for k, v in tags.items() if k.startswith("env.") or k == "train.device"}
+    machine = {k: v for k, v in tags.items() if k.startswith("env.") or k in ("train.device", PRECISION_TAG)}
     if tags.get("git.dirty") == "true":
         print(f"warning: {label} was made from a working tree with uncommitted changes (git.dirty=true): its "
               f"code was not exactly commit {commit[:12]}, so it may not reproduce", file=sys.stderr)
@@ -216,9 +216,11 @@ def _local_machine(params: dict) -> dict[str, str]:
 
     try:
         device = devices.resolve(params["train"]["device"])
+        # a commit from before train.precision: auto asked for fp32 or bf16 itself
+        precision = devices.resolve_precision(params["train"]["precision"], device).used
     except (ConfigError, KeyError, TypeError) as exc:
         raise ReproduceError(f"cannot reproduce here: {exc}") from None
-    return machine(device.type, devices.gpu_name(device))
+    return {**machine(device.type, devices.gpu_name(device)), PRECISION_TAG: precision}
 
 
 def _run_logged(cmd: list[str], cwd: Path, env: dict, log: Path) -> int:
@@ -237,7 +239,8 @@ def reproduce(root: Path, target: Target, tolerance: float | None, keep: bool) -
     compare. The worktree is removed afterwards unless `keep`, or the pipeline failed (kept to inspect)."""
     params = target.params or yaml.safe_load(git(root, "show", f"{target.commit}:params.yaml"))
     check_paths(params)
-    tolerance, mode = expected_mode(target, _local_machine(params), tolerance)
+    local = _local_machine(params)
+    tolerance, mode = expected_mode(target, local, tolerance)
     base = Path(tempfile.mkdtemp(prefix="ganpipe-reproduce-"))
     tree, log = base / "worktree", base / "dvc_repro.log"
     git(root, "worktree", "add", "--detach", "--quiet", str(tree), target.commit)
@@ -264,4 +267,4 @@ def reproduce(root: Path, target: Target, tolerance: float | None, keep: bool) -
         if not keep_tree:  # also after Ctrl-C: no stray worktree
             git(root, "worktree", "remove", "--force", str(tree), check=False)
             shutil.rmtree(base, ignore_errors=True)
-    return compare(target, hashes, metrics, tolerance), mode
+    return [precision_row(target, local), *compare(target, hashes, metrics, tolerance)], mode

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ganpipe.eval.protocol import SCORE_KINDS
-from ganpipe.keys import SCORE_PREFIXES
+from ganpipe.keys import PRECISION_TAG, SCORE_PREFIXES
 
 DEFAULT_TOLERANCE = 0.1  # across machine kinds; see the README's reproduce section
 KID_FLOOR = 0.01  # absolute slack of KID, whose estimate is that noisy at a few hundred images
@@ -85,17 +85,29 @@ def compare(target: Any, hashes: dict[str, str], metrics: dict[str, float], tole
     return checks
 
 
+def precision_row(target: Any, local: dict[str, str]) -> Check:
+    """What the target trained in and what the reproduction trains in here (train.precision: auto picks per
+    machine): shown, never gating; a difference already makes the mode a tolerance (expected_mode)."""
+    logged = (target.machine or {}).get(PRECISION_TAG)
+    here = local.get(PRECISION_TAG)
+    result = "identical" if logged == here else "not recorded" if logged is None else "differs (another machine kind)"
+    return Check("precision (train, resolved)", logged, here, result, True, False)
+
+
 def expected_mode(target: Any, local: dict[str, str], tolerance: float | None) -> tuple[float | None, str]:
     """(tolerance to use, why): exact when the logged machine matches this one or was not recorded."""
     if tolerance is not None:
         return tolerance, f"tolerance {tolerance:.0%} as asked (each score by its kind)"
     if target.machine is None:
         return None, "exact (the machine that made it was not recorded; pass --tolerance if it was another kind)"
-    differ = [f"{k}: {target.machine.get(k)} -> {v}" for k, v in local.items() if target.machine.get(k) != v]
+    # only what the run recorded: a run from before a tag existed (env.bf16, the resolved precision) is judged
+    # by the tags it has
+    differ = [f"{k}: {target.machine[k]} -> {v}" for k, v in local.items()
+              if k in target.machine and target.machine[k] != v]
     if differ:
         return DEFAULT_TOLERANCE, (f"tolerance {DEFAULT_TOLERANCE:.0%} (each score by its kind): another machine "
                                    f"kind ({'; '.join(differ)})")
-    return None, "exact: same torch build, processor and device, same params (thread count included)"
+    return None, "exact: same torch build, processor, device and precision, same params (thread count included)"
 
 
 def verdict_table(checks: list, label: str, mode: str) -> tuple[str, bool]:
