@@ -52,30 +52,31 @@ def discriminator(ndf: int = 64, nc: int = 3, size: int = 32) -> nn.Module:
 
 
 def train(dataset, seconds: float, size: int = 32, batch_size: int = 64, workers: int = 2, seed: int = 0,
-          nz: int = 100) -> tuple[nn.Module, dict]:
-    """Train until `seconds` of wall-clock have passed; (G in eval mode, stats)."""
+          nz: int = 100, device: str = "cpu") -> tuple[nn.Module, dict]:
+    """Train until `seconds` of wall-clock have passed; (G in eval mode, on the CPU; stats)."""
     torch.manual_seed(seed)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
                                          persistent_workers=workers > 0)
-    G, D = generator(nz, size=size), discriminator(size=size)
+    G, D = generator(nz, size=size).to(device), discriminator(size=size).to(device)
     criterion = nn.BCELoss()
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     start, steps, epochs, images = time.perf_counter(), 0, 0, 0
     while time.perf_counter() - start < seconds:
         for real, _ in loader:
+            real = real.to(device)
             b = real.size(0)
             # (1) update D: maximize log(D(x)) + log(1 - D(G(z)))
             D.zero_grad()
-            err_real = criterion(D(real).view(-1), torch.full((b,), 1.0))
+            err_real = criterion(D(real).view(-1), torch.full((b,), 1.0, device=device))
             err_real.backward()
-            fake = G(torch.randn(b, nz, 1, 1))
-            err_fake = criterion(D(fake.detach()).view(-1), torch.full((b,), 0.0))
+            fake = G(torch.randn(b, nz, 1, 1, device=device))
+            err_fake = criterion(D(fake.detach()).view(-1), torch.full((b,), 0.0, device=device))
             err_fake.backward()
             opt_d.step()
             # (2) update G: maximize log(D(G(z)))
             G.zero_grad()
-            err_g = criterion(D(fake).view(-1), torch.full((b,), 1.0))
+            err_g = criterion(D(fake).view(-1), torch.full((b,), 1.0, device=device))
             err_g.backward()
             opt_g.step()
             steps, images = steps + 1, images + b
@@ -83,7 +84,7 @@ def train(dataset, seconds: float, size: int = 32, batch_size: int = 64, workers
                 break
         epochs += 1
     took = time.perf_counter() - start
-    return G.eval(), {"steps": steps, "epochs_started": epochs, "images_seen": images, "train_s": took,
+    return G.eval().cpu(), {"steps": steps, "epochs_started": epochs, "images_seen": images, "train_s": took,
                       "images_per_s": images / took, "loss_d": (err_real + err_fake).item(), "loss_g": err_g.item()}
 
 

@@ -4,10 +4,10 @@ in bf16 autocast, and what `train.precision: auto` picks here.
 Prints the CPU's flags that decide it (avx2, avx512f, avx512_bf16, amx_tile), torch's bf16 verdict, ms per step
 in each precision (median of --steps timed steps after warm-up) and the bf16/fp32 ratio. On a CPU with
 AVX512-BF16 or AMX bf16 is faster; on an AVX2-only CPU it is emulated and about 20x slower. To see the second
-kind on a machine of the first, cap oneDNN and ATen at AVX2 (what `auto` honours too):
+kind on a machine of the first, cap oneDNN at AVX2 (a documented oneDNN setting, which `auto` honours too):
 
   python benchmarks/precision_speed.py [--steps 20] [--threads 2]
-  ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python benchmarks/precision_speed.py
+  ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/precision_speed.py
 """
 from __future__ import annotations
 

