@@ -24,6 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	PATH=$(BIN):$$PATH python benchmarks/arch_speed.py
 	PATH=$(BIN):$$PATH python benchmarks/train_speed.py
+	PATH=$(BIN):$$PATH python benchmarks/precision_speed.py
 	PATH=$(BIN):$$PATH python benchmarks/precision_quality.py
 	PATH=$(BIN):$$PATH python benchmarks/eval_speed.py
 	PATH=$(BIN):$$PATH python benchmarks/inception_speed.py

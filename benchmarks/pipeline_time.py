@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-STAGES = ("prepare", "train_classifier", "train", "sample", "evaluate")
+STAGES = ("prepare", "train_classifier", "train", "sample", "reference", "evaluate")
 
 
 def main() -> None:

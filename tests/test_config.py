@@ -37,6 +37,7 @@ def test_yaml_exponent_strings_become_floats(default_params):
         ("train", "augment", ["flip"], "train.augment entries must be in ['translation', 'cutout']"),
         ("train", "gp_weight", -1, "must be >= 0"),
         ("train", "checkpoint_every_s", -1, "train.checkpoint_every_s must be in [0, 86,400] seconds"),
+        ("train", "checkpoint_every", 1, "unknown key train.checkpoint_every; it is train.checkpoint_every_s now"),
         ("train", "grid_every_s", 1e9, "train.grid_every_s must be in [0, 86,400] seconds"),
         ("train", "precision", "fp16", "train.precision must be one of ['auto', 'fp32', 'bf16']"),
         ("train", "compile", False, "train.compile must be a string"),

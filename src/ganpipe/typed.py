@@ -20,6 +20,11 @@ def check_keys(mapping: dict, where: str) -> None:
                           f"`epochs` (quote it if it really is a name)")
 
 
+# keys an older params.yaml may still have: what replaced them
+RENAMED = {"train.checkpoint_every": "it is train.checkpoint_every_s now (seconds between resume checkpoints, "
+                                     "0 = every epoch)"}
+
+
 def _coerce(value: Any, hint: Any, key: str) -> Any:
     """Check `value` against the type hint; accept '2e-4' for floats (PyYAML reads it as a string)."""
     origin = typing.get_origin(hint)
@@ -73,8 +78,9 @@ def build_dataclass(cls: type, data: Any, section: str) -> Any:
         raise ConfigError(f"{section} must be a mapping of keys to values, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
+    renamed = lambda k: RENAMED[f"{section}.{k}"] + "; " if f"{section}.{k}" in RENAMED else ""  # noqa: E731
     check_names(data, names, section,
-                lambda k: f"unknown key {section}.{k}; allowed keys in {section}: {names}",
+                lambda k: f"unknown key {section}.{k}; {renamed(k)}allowed keys in {section}: {names}",
                 lambda k: f"missing key {section}.{k}; {section} needs: {names}")
     return cls(**{n: _coerce(data[n], hints[n], f"{section}.{n}") for n in names})
 
