@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: repro test bench table ui clean-venv
+.PHONY: repro test check docs bench table ui clean-venv
 
 $(STAMP): requirements.lock requirements-fid.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,15 @@ repro: $(STAMP)
 test: $(STAMP)
 	PATH=$(BIN):$$PATH python -m pytest -q
 
-# Speed and memory numbers of the README (each script prints them). Needs `make repro` first.
+# The inner loop: the unit tier only (tests/unit), a minute or two. `make test` is what CI runs.
+check: $(STAMP)
+	PATH=$(BIN):$$PATH python -m pytest -q tests/unit
+
+# The docs as a site (.site/), strictly: a broken link, a missing page or an unknown anchor fails.
+docs: $(STAMP)
+	PATH=$(BIN):$$PATH python -m mkdocs build --strict
+
+# Speed and memory numbers of docs/benchmarks.md and docs/speed.md (each script prints them). Needs `make repro` first.
 bench: $(STAMP)
 	PATH=$(BIN):$$PATH python benchmarks/arch_speed.py
 	PATH=$(BIN):$$PATH python benchmarks/train_speed.py
@@ -31,13 +39,13 @@ bench: $(STAMP)
 	PATH=$(BIN):$$PATH python benchmarks/tracking_overhead.py
 	PATH=$(BIN):$$PATH python benchmarks/pipeline_time.py
 
-# The README's results table: one DVC experiment per row (about an hour on 2 cores), then the table.
+# The results table of docs/benchmarks.md: one DVC experiment per row (about an hour on 2 cores), then the table.
 table: $(STAMP)
 	PATH=$(BIN):$$PATH python benchmarks/results_table.py run
-	PATH=$(BIN):$$PATH python benchmarks/results_table.py show --readme
+	PATH=$(BIN):$$PATH python benchmarks/results_table.py show --write
 
 # The MLflow UI as a person sees it (headless Chromium; installs it with apt-get if missing), over this
-# project's store; screenshots for the README. Needs `make repro` first.
+# project's store; screenshots for docs/tracking.md. Needs `make repro` first.
 ui: $(STAMP)
 	PATH=$(BIN):$$PATH python checks/mlflow_ui.py --root . --out docs/ui
 

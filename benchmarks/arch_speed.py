@@ -17,10 +17,10 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ganpipe import config, overrides
 from ganpipe.data import datasets, split
 from ganpipe.gan.models import build
 from ganpipe.gan.train import train
+from ganpipe.params import config, overrides
 
 
 def matmul_peak(dtype: torch.dtype, device: str, n: int = 2048, reps: int = 10) -> float:

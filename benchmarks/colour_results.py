@@ -43,7 +43,7 @@ INCEPTION_SHOWN = ("fid", "fid_infinity", "kid", "precision", "recall", "coverag
 
 
 def params_for(extra: list[str], root: Path) -> dict:
-    from ganpipe import overrides
+    from ganpipe.params import overrides
 
     tree = yaml.safe_load((ROOT / "params.yaml").read_text())
     assignments = overrides.read_overrides(ROOT / "configs" / "colour.args") + [f"data.root={root}"] + EXTRA + extra
@@ -116,7 +116,7 @@ def main() -> None:
 def inception_columns(work: Path, root: Path, n: int, results: dict) -> None:
     """Every arm's first n samples scored in Inception space against the training split (results[arm]['inception'];
     the ceiling, the held-out split against the training split, under 'real')."""
-    from ganpipe import config
+    from ganpipe.params import config
     from ganpipe.pipeline.external import evaluate_samples
 
     params = params_for(["evaluate.features=inception", f"evaluate.inception_n={n}"], root)
@@ -163,9 +163,9 @@ def peer(work: Path, root: Path, params: dict, seconds: float) -> dict:
     from safetensors.torch import save_file
     from torchvision.datasets import ImageFolder
 
-    from ganpipe import config
     from ganpipe.data import folder, images
     from ganpipe.data.split import stratified_indices
+    from ganpipe.params import config
     from ganpipe.pipeline.external import evaluate_samples
 
     torch.set_num_threads(params["train"]["threads"])

@@ -21,18 +21,18 @@ from pathlib import Path
 
 import torch
 
-from ganpipe import config
 from ganpipe.data.prepared import read_prepared
-from ganpipe.dist.group import joined
+from ganpipe.distributed.group import joined
 from ganpipe.gan.models import build
-from ganpipe.gan.train import train
+from ganpipe.gan.train import Hooks, train
+from ganpipe.params import config
 
 
 def worker(args: argparse.Namespace) -> None:
     cfg = config.load(args.params)
     tc = dataclasses.replace(cfg.train, processes=args.processes, threads=args.threads, epochs=args.epochs,
                              device=args.device, checkpoint_every_s=86_400, grid_every_s=86_400)
-    info, split, _ = read_prepared(Path(cfg.paths.prepared))
+    info, split, _ = read_prepared(cfg.paths.prepared)
     G, D = build(cfg.model, tuple(info["image_shape"]), tc.seed, info["num_classes"])
     stamps: list[float] = []
 
@@ -42,7 +42,7 @@ def worker(args: argparse.Namespace) -> None:
         stamps.append(time.perf_counter())
 
     with joined(tc) as replicas:
-        result = train(G, D, split.images, tc, cfg.model.z_dim, labels=split.labels, log=log, progress=False,
+        result = train(G, D, split.images, tc, cfg.model.z_dim, labels=split.labels, hooks=Hooks(log=log),
                        replicas=replicas)
         if replicas.main:
             per_epoch = len(split.images) // tc.batch_size * tc.batch_size * tc.d_steps

@@ -11,14 +11,13 @@ from __future__ import annotations
 import argparse
 import resource
 import time
-from pathlib import Path
 
 import torch
 
-from ganpipe import config
 from ganpipe.data import datasets
 from ganpipe.data.samples import load_samples
 from ganpipe.eval import classifier, protocol
+from ganpipe.params import config
 
 
 def main() -> None:
@@ -30,8 +29,8 @@ def main() -> None:
     cfg = config.load(args.params)
     real = datasets.load_source(cfg.data).images
     real = torch.cat([real, torch.roll(real, shifts=1, dims=3)])[:10_000]
-    fake = load_samples(Path(cfg.paths.samples)).images[:10_000]
-    clf = classifier.load(Path(cfg.paths.classifier))
+    fake = load_samples(cfg.paths.samples).images[:10_000]
+    clf = classifier.load(cfg.paths.classifier)
     times = {}
     start = time.perf_counter()
     fake_e = protocol.embed(clf, fake, cfg.evaluate.batch_size)

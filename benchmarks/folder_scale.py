@@ -85,7 +85,7 @@ except SystemExit as e:
 
 TRAIN = """
 import dataclasses, json, sys
-from ganpipe import config
+from ganpipe.params import config
 from ganpipe.data.prepared import read_prepared
 from ganpipe.gan.models import build
 from ganpipe.gan.train import train

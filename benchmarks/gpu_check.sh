@@ -13,7 +13,7 @@ export PYTHONPATH="$root/src:$root/tests${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUF
 tiny=${GPU_CHECK_TINY:-0}
 nvidia-smi -L 2>/dev/null || echo "no nvidia-smi"
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')"
-python3 -m pytest -q -p no:cacheprovider -m gpu -rA tests/test_train.py tests/test_step.py 2>&1 | tail -8
+python3 -m pytest -q -p no:cacheprovider -m gpu -rA tests/stages/test_train.py tests/unit/test_step.py 2>&1 | tail -8
 work=$(mktemp -d)
 cp -r stages configs params.yaml "$work"/
 (

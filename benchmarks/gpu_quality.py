@@ -81,9 +81,9 @@ def train_all(args) -> None:
     from torchvision import transforms as T
     from torchvision.datasets import ImageFolder
 
-    from ganpipe import config, overrides
     from ganpipe.data import datasets, folder
     from ganpipe.data.split import split_holdout, stratified_indices
+    from ganpipe.params import config, overrides
 
     args.out.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -112,7 +112,7 @@ def train_all(args) -> None:
 def score_all(args) -> None:
     import colour_results
 
-    from ganpipe import config
+    from ganpipe.params import config
     from ganpipe.pipeline.external import evaluate_samples
 
     stats = json.loads((args.out / "train.json").read_text())

@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import peer_dcgan  # noqa: E402
 
-from ganpipe import config, overrides  # noqa: E402
 from ganpipe.gan import devices  # noqa: E402
 from ganpipe.gan.models import build  # noqa: E402
-from ganpipe.gan.train import train  # noqa: E402
+from ganpipe.gan.train import Hooks, train  # noqa: E402
+from ganpipe.params import config, overrides  # noqa: E402
 
 RESNET = ["model.arch=resnet", "model.g_hidden=[256,256,256]", "model.d_hidden=[128,128,128,128]",
           "model.g_activation=relu", "model.d_activation=relu"]
@@ -143,7 +143,7 @@ def ours(cfg: config.Config, images, labels, batch: int, steps: int, warm: int, 
             sync(device)
             marks[step] = time.perf_counter()
 
-    result = train(G, D, imgs, train_cfg, cfg.model.z_dim, labels=labs, progress=False, after_step=at)
+    result = train(G, D, imgs, train_cfg, cfg.model.z_dim, labels=labs, hooks=Hooks(after_step=at))
     speed = steps * batch / (marks[warm + steps] - marks[warm])
     return {"images_per_s": speed, "precision": result.precision.used, "busy": None}
 

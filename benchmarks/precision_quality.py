@@ -9,14 +9,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from pathlib import Path
 
-from ganpipe import config
 from ganpipe.data import prepared
 from ganpipe.eval import classifier, protocol
 from ganpipe.gan import sampling
 from ganpipe.gan.models import build
 from ganpipe.gan.train import train
+from ganpipe.params import config
 
 
 def main() -> None:
@@ -26,10 +25,10 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     cfg = config.load(args.params)
-    folder = Path(cfg.paths.prepared)
+    folder = cfg.paths.prepared
     info = prepared.read_info(folder)
     train_split, holdout = (prepared.load_split(folder / f) for f in (prepared.TRAIN_FILE, prepared.HOLDOUT_FILE))
-    clf = classifier.load(Path(cfg.paths.classifier))
+    clf = classifier.load(cfg.paths.classifier)
     shape, k = tuple(info["image_shape"]), info["num_classes"]
     print(f"default config, {args.epochs} epochs, batch {cfg.train.batch_size}, threads {cfg.train.threads}, "
           f"{args.samples} samples scored against the held-out split")

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from ganpipe import config
 from ganpipe.data import datasets
 from ganpipe.gan import devices
 from ganpipe.gan.models import build
 from ganpipe.gan.train import train
+from ganpipe.params import config
 
 ROOT = Path(__file__).resolve().parents[1]
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")

@@ -1,7 +1,7 @@
-"""The README's results table: GAN variants on the default data at one training budget, from MLflow runs.
+"""The results table of docs/benchmarks.md: GAN variants on the default data at one training budget, from MLflow runs.
 
   python benchmarks/results_table.py run [NAME ...]   # one `dvc exp run --temp -n NAME` per row (~35 min)
-  python benchmarks/results_table.py show [--readme]  # the table from the MLflow store; --readme rewrites it
+  python benchmarks/results_table.py show [--write]  # the table from the MLflow store; --write rewrites it in docs/benchmarks.md
 
 Each row is a real DVC experiment on top of the committed params.yaml (the recommended config), logged to the
 repo-root MLflow store like any other run; `show` reads the newest finished run of each name.
@@ -14,8 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ganpipe import config, overrides
-from ganpipe.track import report, tracking
+from ganpipe.params import config, overrides
+from ganpipe.results import report
+from ganpipe.track import tracking
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = "configs/seed_recipe.args"
@@ -61,7 +62,7 @@ def run(names: list[str]) -> None:
         subprocess.run(cmd, cwd=ROOT, env=env, check=True)
 
 
-def show(write_readme: bool) -> None:
+def show(write: bool) -> None:
     cfg = config.load(ROOT / "params.yaml")
     os.environ.setdefault("DVC_ROOT", str(ROOT))  # the repo-root store, wherever this is run from
     runs = report.latest_per_name(tracking.search_runs(cfg.tracking), list(ROWS))
@@ -69,13 +70,14 @@ def show(write_readme: bool) -> None:
         sys.exit("no finished runs of the table's experiments yet; run `python benchmarks/results_table.py run`")
     table = report.results_markdown(runs, {n: d for n, (_, _, d) in ROWS.items()})
     best = report.best_by(runs, "metrics.eval/fid")
-    table += f"\nLowest FID: `{best}`. Regenerate: `python benchmarks/results_table.py run && " \
-             f"python benchmarks/results_table.py show --readme`.\n"
+    machines = sorted({str(m) for m in runs.get("tags.env.cpu", []) if isinstance(m, str)}) or ["(not tagged)"]
+    table += f"\nLowest FID: `{best}`. Measured on: {'; '.join(machines)}. Regenerate: " \
+             f"`python benchmarks/results_table.py run && python benchmarks/results_table.py show --write`.\n"
     print(table)
-    if write_readme:
-        readme = ROOT / "README.md"
-        readme.write_text(report.replace_between(readme.read_text(), BEGIN, END, table))
-        print(f"wrote the table into {readme}")
+    if write:
+        page = ROOT / "docs" / "benchmarks.md"
+        page.write_text(report.replace_between(page.read_text(), BEGIN, END, table))
+        print(f"wrote the table into {page}")
 
 
 def main() -> None:
@@ -84,7 +86,7 @@ def main() -> None:
     run_p = sub.add_parser("run", help="run the table's experiments (all, or the names given)")
     run_p.add_argument("names", nargs="*", metavar="NAME", help=f"rows: {', '.join(ROWS)}")
     show_p = sub.add_parser("show", help="print the table from the MLflow runs")
-    show_p.add_argument("--readme", action="store_true", help="also write it into README.md")
+    show_p.add_argument("--write", action="store_true", help="also write it into docs/benchmarks.md")
     args = parser.parse_args()
     if args.command == "run":
         unknown = sorted(set(args.names) - set(ROWS))
@@ -92,7 +94,7 @@ def main() -> None:
             parser.error(f"unknown row {unknown[0]!r}; rows: {', '.join(ROWS)}")
         run(args.names or list(ROWS))
     else:
-        show(args.readme)
+        show(args.write)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ KEYS = ("loss/d", "loss/g", "d/real", "d/fake")
 def client(index: int, epochs: int, experiment: str, out: "mp.Queue", ready: "mp.Barrier") -> None:
     """One client's run; puts (index, run_id, {call kind: [seconds]}) or (index, None, error text). The clients
     wait for each other after their imports, so the timings are of logging at once, not of starting Python."""
-    from ganpipe import config
+    from ganpipe.params import config
     from ganpipe.track import tracking
 
     cfg = config.load(str(ROOT / "params.yaml"))

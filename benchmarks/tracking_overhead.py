@@ -12,12 +12,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from ganpipe import config
 from ganpipe.data import datasets, split
 from ganpipe.data.images import make_grid
 from ganpipe.gan import sampling
 from ganpipe.gan.models import build
 from ganpipe.gan.train import fixed_noise, train
+from ganpipe.params import config
 from ganpipe.track import tracking
 
 

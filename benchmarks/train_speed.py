@@ -16,12 +16,12 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from ganpipe import config, overrides
 from ganpipe.data import datasets, split
 from ganpipe.gan import devices
 from ganpipe.gan.losses import LOSSES
 from ganpipe.gan.models import build
 from ganpipe.gan.train import train
+from ganpipe.params import config, overrides
 
 
 class PerItemMNIST(Dataset):
@@ -73,11 +73,11 @@ def ours(model_cfg, train_cfg, train_split, steps: int) -> float:
     G, D = build(model_cfg, tuple(train_split.images.shape[1:]), 0, 10)
     warm = 10 * train_cfg.batch_size  # warm-up: 10 steps, not timed
     train(G, D, train_split.images[:warm], dataclasses.replace(train_cfg, epochs=1), model_cfg.z_dim,
-          labels=train_split.labels[:warm], progress=False)
+          labels=train_split.labels[:warm])
     cfg = dataclasses.replace(train_cfg, epochs=max(1, round(steps / batches)))
     G, D = build(model_cfg, tuple(train_split.images.shape[1:]), 0, 10)
     start = time.perf_counter()
-    result = train(G, D, train_split.images, cfg, model_cfg.z_dim, labels=train_split.labels, progress=False)
+    result = train(G, D, train_split.images, cfg, model_cfg.z_dim, labels=train_split.labels)
     return result.images_seen / (time.perf_counter() - start)
 
 

@@ -8,5 +8,5 @@ set -uo pipefail
 export PYTHONPATH="$(pwd)/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 nvidia-smi -L
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(), 'nccl', torch.cuda.nccl.version())"
-python3 -m pytest -q -p no:cacheprovider -m gpu -rA tests/test_train.py tests/test_distributed.py 2>&1 | tail -12
+python3 -m pytest -q -p no:cacheprovider -m gpu -rA tests/stages/test_train.py tests/stages/test_distributed.py 2>&1 | tail -12
 python3 benchmarks/ddp_speed.py --device cuda --arms 1x2 1x2d --epochs 6 2>&1 | grep -v Warning

@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from ganpipe import config
 from ganpipe.errors import ConfigError, TrackingError, run_guarded
+from ganpipe.params import config
+from ganpipe.results import scores
 
 
 def _printed(call: Callable[[], str]) -> int:
@@ -22,21 +23,13 @@ def _printed(call: Callable[[], str]) -> int:
     return code
 
 
-ROWS = [("IS", "is"), ("IS split mean", "is_split_mean"), ("FID", "fid"), ("KID", "kid"),
-        ("precision", "precision"), ("recall", "recall"), ("density", "density"), ("coverage", "coverage"),
-        ("classes covered", "classes_covered"), ("KL(hist || uniform)", "kl_uniform"),
-        ("confident share", "confident_share"), ("class agreement", "class_agreement")]
-
-
-COPY_ROWS = [("copy share", "copy_share"), ("copying C_T", "copy_ct")]
-
-
-def _rows(space: dict, rows: list[tuple[str, str]]) -> list[str]:
+def _rows(space: dict, keys: tuple[str, ...]) -> list[str]:
     lines = []
-    for label, key in rows:
+    for key in keys:
         if space["fake"].get(key) is not None:
-            fake, real = space["fake"][key], space["real"].get(key)
-            lines.append(f"{label:<22}{fake:>12.4g}{real:>14.4g}" if real is not None else f"{label:<22}{fake:>12.4g}")
+            label, fake, real = scores.BY_KEY[key].label, space["fake"][key], space["real"].get(key)
+            cells = f"{label:<22}{scores.shown(key, fake):>12}"
+            lines.append(cells + (f"{scores.shown(key, real):>14}" if real is not None else ""))
     return lines
 
 
@@ -45,13 +38,13 @@ def score_table(result: dict) -> str:
     lines = []
     if "fake" in result:
         p = result["protocol"]
-        lines += [f"{'classifier space':<22}{'samples':>12}{'real ceiling':>14}", *_rows(result, ROWS + COPY_ROWS),
+        lines += [f"{'classifier space':<22}{'samples':>12}{'real ceiling':>14}", *_rows(result, scores.CLASSIFIER_TABLE),
                   f"protocol: {p['n_fake']} samples vs {p['n_holdout']} held-out images; features "
                   f"{p['feature_dim']}-d from classifier {p['classifier_sha256'][:12]}"]
     if "inception" in result:
         space, p = result["inception"], result["inception"]["protocol"]
         lines += [f"{'Inception-V3 space':<22}{'samples':>12}{'real ceiling':>14}",
-                  *_rows(space, ROWS[2:8] + COPY_ROWS),
+                  *_rows(space, scores.INCEPTION_TABLE),
                   f"protocol: {p['n_fake']} samples (ceiling: {p['n_holdout']} held-out images) vs the "
                   f"{p['n_train']} training images; FID depends on n: compare only equal n"]
     return "\n".join(lines)
@@ -116,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train-node":
         return _train_node(args)
     if args.command in ("push", "pull"):
-        from ganpipe.track import share, tracking
+        from ganpipe.results import share
+        from ganpipe.track import tracking
 
         return _printed(lambda: getattr(share, args.command)(tracking.project_root(), args.remote))
     if args.command == "reproduce":
@@ -188,7 +182,8 @@ def compare(cfg: config.Config, args: argparse.Namespace) -> str:
     """`ganpipe compare`: the comparison table (Markdown or CSV) and, with --plot, a PNG."""
     import dataclasses
 
-    from ganpipe.track import report, tracking
+    from ganpipe.results import report
+    from ganpipe.track import tracking
 
     tags = dict(t.partition("=")[::2] for t in args.tag)
     if any(not k or not v for k, v in tags.items()):
@@ -222,8 +217,9 @@ def reproduce(cfg: config.Config, args: argparse.Namespace) -> bool:
     """`ganpipe reproduce`: prints the verdict table; True when the target reproduced."""
     import dataclasses
 
-    from ganpipe.track import reproduce as rep
-    from ganpipe.track import tracking, verdict
+    from ganpipe.results import reproduce as rep
+    from ganpipe.results import verdict
+    from ganpipe.track import tracking
 
     if args.tolerance is not None and not 0 <= args.tolerance < 1:
         raise ConfigError(f"--tolerance must be in [0, 1), got {args.tolerance}")

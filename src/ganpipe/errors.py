@@ -42,6 +42,14 @@ class ShareError(UserError):
     """A DVC remote cannot be pushed to or pulled from as asked; the message says why and what to do."""
 
 
+class TeamError(UserError):
+    """The team stack cannot start, stop or be reached; the message says which server and what to do."""
+
+
+class DistributedError(UserError):
+    """A training process failed or could not join; the message names which and what to do."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (plain `kill`, a stopped queue job) raised as an exception, so that cleanup runs as on Ctrl-C:
     the MLflow run is marked KILLED, the resume checkpoint stays, temporary worktrees are removed."""

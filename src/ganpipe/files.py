@@ -46,9 +46,25 @@ def remove(path: Path) -> None:
         path.unlink()
 
 
+def code_text(source: str) -> str:
+    """What a module does, without what only people read: its syntax tree with docstrings dropped (comments
+    are not in the tree). Editing a comment or a docstring, or re-wrapping a line, leaves this unchanged."""
+    import ast
+
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, include_attributes=False)
+
+
 def source_sha256(*parts: str) -> str:
-    """sha256 of the source of ganpipe modules or subpackages named relative to the package folder (e.g. "gan",
-    "data/images.py"), in a fixed order: a fingerprint of the code that produced a result."""
+    """sha256 of the code of ganpipe modules or subpackages named relative to the package folder (e.g. "gan",
+    "data/images.py"), in a fixed order: a fingerprint of the code that produced a result. It hashes code_text,
+    so a comment or docstring edit does not turn into a new evaluation or a refused resume."""
     import hashlib
 
     root = Path(__file__).resolve().parent
@@ -56,5 +72,5 @@ def source_sha256(*parts: str) -> str:
                                                   else [root / part])})
     h = hashlib.sha256()
     for f in files:
-        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + code_text(f.read_text()).encode() + b"\0")
     return h.hexdigest()

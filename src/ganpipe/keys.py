@@ -10,3 +10,4 @@ PROVENANCE_TAG = "eval.provenance"  # the key of the evaluation whose scores a r
 CLASSIFIER_TAG = "eval.classifier_sha256"
 SAMPLES_TAG = "samples.sha256"  # samples made elsewhere (`ganpipe evaluate --samples`)
 SCORE_PREFIXES = ("eval/", "eval_real/")  # metric names of the samples' scores and of the real-data ceiling
+INCEPTION_PREFIX = "inception_"  # Inception-space scores: eval/inception_fid, eval_real/inception_fid, ...

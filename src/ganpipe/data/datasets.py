@@ -10,10 +10,11 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from ganpipe.config import DataConfig
+from ganpipe.console import note
 from ganpipe.data import cifar, folder
 from ganpipe.data.split import Source, Split, stratified_indices
 from ganpipe.errors import DataError
+from ganpipe.params.config import DataConfig
 
 # torchvision class per dataset name; the raw files live in <root>/<ClassName>/raw
 TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "kmnist": "KMNIST"}
@@ -100,8 +101,8 @@ def _image_folder(cfg: DataConfig, progress: bool) -> Source:
                         f"{decoded.unreadable[0][0]}: {decoded.unreadable[0][1]}); check the files or data.root")
     if n_bad:
         names = ", ".join(name for name, _ in decoded.unreadable[:5])
-        print(f"prepare: skipped {n_bad} unreadable file(s) of {len(listing.files)}: {names}"
-              f"{', ...' if n_bad > 5 else ''} (all listed in info.json, up to {MAX_UNREADABLE_LISTED})")
+        note(f"prepare: skipped {n_bad} unreadable file(s) of {len(listing.files)}: {names}"
+             f"{', ...' if n_bad > 5 else ''} (all listed in info.json, up to {MAX_UNREADABLE_LISTED})")
     split = Split(torch.from_numpy(decoded.images), torch.from_numpy(decoded.labels))
     return Source(split, listing.classes, {
         "files": len(listing.files), "unreadable": n_bad,

@@ -11,12 +11,12 @@ from typing import Callable
 
 import torch
 
-from ganpipe.config import DataConfig
 from ganpipe.data.images import make_grid, save_png
 from ganpipe.data.split import Source, Split, content_hash, split_holdout
 from ganpipe.data.store import map_arrays, write_arrays
 from ganpipe.errors import DataError
 from ganpipe.files import class_counts_csv, remove, write_json, write_text
+from ganpipe.params.config import DataConfig
 
 # A split whose images take more than this many MiB is memory-mapped from its file instead of loaded: the OS
 # pages in what training touches. It changes where the bytes live, never their values (tested bitwise), so it

@@ -13,12 +13,12 @@ from torch import nn
 from tqdm import tqdm
 
 from ganpipe.checkpoint import header, load_module, read_header, save_module
-from ganpipe.config import ClassifierConfig
 from ganpipe.data.images import to_float
 from ganpipe.data.split import Split
 from ganpipe.errors import CheckpointError, DivergenceError
 from ganpipe.files import atomic
-from ganpipe.sizes import check_batch_fits
+from ganpipe.params.config import ClassifierConfig
+from ganpipe.params.sizes import check_batch_fits
 
 
 def _conv(c_in: int, c_out: int) -> list[nn.Module]:

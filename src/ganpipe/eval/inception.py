@@ -5,7 +5,7 @@ uses (pytorch-fid, torch-fidelity, clean-fid, StyleGAN's), read from the TorchSc
 The TorchScript graph runs batch norm as a separate op and converts every branch back to NCHW before
 concatenating, which costs about a third of the time on a CPU. So the same graph is rebuilt here in eager
 PyTorch: each conv gets its batch norm folded into its weights and bias, and tensors stay channels-last.
-tests/test_inception.py checks that its features equal the TorchScript module's.
+tests/validation/test_inception.py checks that its features equal the TorchScript module's.
 
 Input protocol (as TF's original FID code, torch-fidelity and StyleGAN): uint8 images, resized to 299x299 with
 TF1's bilinear resize (no antialiasing, no rounding), then (x - 128) / 128. Grey images are repeated to 3 channels.

@@ -11,27 +11,14 @@ from dataclasses import dataclass
 
 import torch
 
-from ganpipe.config import EvaluateConfig
 from ganpipe.eval import copying, metrics
 from ganpipe.eval.classifier import Classifier, features_and_probs
-from ganpipe.keys import SCORE_PREFIXES
+from ganpipe.keys import INCEPTION_PREFIX, SCORE_PREFIXES
+from ganpipe.params.config import EvaluateConfig
 
 FEATURE_LAYER = "classifier.features (penultimate layer, after ReLU)"
 
-# What kind of number each score is; `ganpipe reproduce --tolerance R` compares each by its kind
-# (track/reproduce.py): counts exactly, shares in absolute points, distances relatively, spreads not at all.
-SCORE_KINDS = {
-    "classes_covered": "count",
-    "precision": "share", "recall": "share", "coverage": "share", "confident_share": "share",
-    "class_agreement": "share",
-    "is": "inception", "is_split_mean": "inception",
-    "fid": "distance", "kid": "distance", "density": "distance",
-    "kl_uniform": "nats",
-    "is_split_std": "spread", "kid_std": "spread",
-    "copy_share": "share", "copy_threshold": "distance", "copy_ct": "distance", "copy_ct_cells": "count",
-}
-INCEPTION_PREFIX = "inception_"  # Inception-space scores: eval/inception_fid, eval_real/inception_fid, ...
-SCORE_KINDS |= {INCEPTION_PREFIX + k: v for k, v in SCORE_KINDS.items()}
+# What each score means to people (label, format, kind): ganpipe.results.scores.
 
 
 @dataclass(frozen=True)

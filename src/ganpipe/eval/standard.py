@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from ganpipe.config import EvaluateConfig
 from ganpipe.eval import copying, inception, metrics
 from ganpipe.eval.protocol import equal_size
+from ganpipe.params.config import EvaluateConfig
 
 
 def distribution_scores(feats: torch.Tensor, ref: torch.Tensor, cfg: EvaluateConfig) -> dict:

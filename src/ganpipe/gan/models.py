@@ -14,9 +14,9 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from ganpipe.config import ModelConfig
 from ganpipe.errors import ConfigError
 from ganpipe.gan import resnet
+from ganpipe.params.config import ModelConfig
 
 ImageShape = tuple[int, int, int]  # (C, H, W)
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganpipe.config import ModelConfig
+from ganpipe.params.config import ModelConfig
 
 
 def _act(name: str) -> nn.Module:

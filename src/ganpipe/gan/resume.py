@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ganpipe.console import note
 from ganpipe.files import atomic
 
 FORMAT = 2  # 2: rng holds one entry per rank
@@ -36,10 +37,10 @@ def load(path: Path, expected_fingerprint: str) -> dict | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a torn or foreign file: never fatal, training just starts over
-        print(f"note: ignoring unreadable checkpoint {path} ({type(exc).__name__}); training from scratch")
+        note(f"note: ignoring unreadable checkpoint {path} ({type(exc).__name__}); training from scratch")
         return None
     if state.get("format") != FORMAT or state.get("fingerprint") != expected_fingerprint:
-        print(f"note: checkpoint {path} belongs to other params, data or training code; training from scratch")
+        note(f"note: checkpoint {path} belongs to other params, data or training code; training from scratch")
         return None
     return state
 

@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from ganpipe import checkpoint
-from ganpipe.config import ModelConfig
 from ganpipe.data.images import to_uint8
 from ganpipe.errors import ConfigError
 from ganpipe.gan.models import build_generator
+from ganpipe.params.config import ModelConfig
 
 
 def save_generator(G: nn.Module, path: Path, model_cfg: ModelConfig, shape: tuple[int, int, int],

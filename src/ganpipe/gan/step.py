@@ -10,12 +10,12 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ganpipe.config import TrainConfig
-from ganpipe.dist.group import Replicas
+from ganpipe.distributed.group import Replicas
 from ganpipe.gan import compiled, devices
 from ganpipe.gan.augment import diff_augment
 from ganpipe.gan.ema import EMA
 from ganpipe.gan.losses import LOSSES, gradient_penalty, r1_penalty
+from ganpipe.params.config import TrainConfig
 
 
 def step_names(cfg: TrainConfig) -> list[str]:
@@ -63,6 +63,17 @@ class Step:
     def __call__(self, real: torch.Tensor, y_real: torch.Tensor) -> torch.Tensor:
         """real: this rank's slice of the batch, float [b, C, H, W] in [-1, 1]; y_real: int64 [b].
         Returns the step's numbers (step_names) as one float tensor on the device."""
+        d_loss, logits_real, logits_fake, fake, y_fake, extra = self.d_step(real, y_real)
+        g_loss = self.g_step(fake, y_fake)
+        if self.ema is not None:
+            self.ema.update()
+        with torch.no_grad():
+            return torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(logits_real).mean(),
+                                torch.sigmoid(logits_fake).mean(), *(v.detach() for _, v in extra)])
+
+    def d_step(self, real: torch.Tensor, y_real: torch.Tensor) -> tuple:
+        """train.d_steps updates of D; returns the last one's (d_loss, logits_real, logits_fake, fake, y_fake,
+        penalties), its fakes still attached to G's graph for G's update."""
         cfg, B, mine, b, amp = self.cfg, self.B, self.mine, self.b, self.amp
         for i in range(cfg.d_steps):
             last = i == cfg.d_steps - 1
@@ -82,19 +93,19 @@ class Step:
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             self.opt_d.step()
+        return d_loss, logits_real, logits_fake, fake, y_fake, extra
+
+    def g_step(self, fake: torch.Tensor, y_fake: torch.Tensor) -> torch.Tensor:
+        """One update of G through the just-updated D, on the D step's last fakes (no second G forward)."""
         self.D.requires_grad_(False)  # G's step needs gradients through D, not D's own weight gradients
-        with amp():
-            logits_gen = self.D_for_g(self.augment(fake), y_fake).float()  # the updated D on the same fakes
+        with self.amp():
+            logits_gen = self.D_for_g(self.augment(fake), y_fake).float()
         g_loss = self.g_loss_fn(logits_gen)
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
         self.D.requires_grad_(True)
-        if self.ema is not None:
-            self.ema.update()
-        with torch.no_grad():
-            return torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(logits_real).mean(),
-                                torch.sigmoid(logits_fake).mean(), *(v.detach() for _, v in extra)])
+        return g_loss
 
     def _penalties(self, real: torch.Tensor, fake: torch.Tensor, y_real: torch.Tensor) -> list[tuple[float, torch.Tensor]]:
         """(weight, value) of each gradient penalty that is on, in step_names order."""

@@ -4,40 +4,63 @@ Speed: the whole uint8 training set sits on the training device (a GPU too, when
 drawn there by indexing it, so there is no per-item Dataset/DataLoader work; a step (gan/step.py) never waits
 for the device, and its numbers are summed as tensors and read once per epoch. The per-epoch work that does
 not shape training (image grids with the EMA's batch-norm re-estimate, resume checkpoints) runs on a clock
-(train.grid_every_s, train.checkpoint_every_s), so epochs of a second on a GPU are not dominated by it. Every random draw comes from an explicit generator whose state is part of the resume checkpoint, so an
-interrupted and resumed run ends with bitwise the same weights as an uninterrupted one.
+(train.grid_every_s, train.checkpoint_every_s), so epochs of a second on a GPU are not dominated by it. Every
+random draw comes from an explicit generator whose state is part of the resume checkpoint, so an interrupted
+and resumed run ends with bitwise the same weights as an uninterrupted one.
 
-On several processes (`replicas`, see ganpipe.dist) every rank draws the same global batch order and the same
-global noise and takes its own equal slice of each, so N processes follow the one-process run's data order;
+On several processes (`replicas`, see ganpipe.distributed) every rank draws the same global batch order and the
+same global noise and takes its own equal slice of each, so N processes follow the one-process run's data order;
 DistributedDataParallel averages the gradients, so every rank holds the same G, D and EMA weights after every
-step. Only the caller's rank 0 passes callbacks that log or save.
+step. Only the caller's rank 0 passes hooks that log or save.
+
+One entry, `train`: the caller checks the device and the fit once with `plan` (before it opens a tracking run)
+and hands the plan in; what the caller wants to see or keep goes in `Hooks`. The body is in named sections:
+restore, the step (D step and G step, gan/step.py), end of epoch.
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from ganpipe.config import TrainConfig
 from ganpipe.data.images import to_float
-from ganpipe.dist.group import SOLO, Replicas
+from ganpipe.distributed.group import SOLO, Replicas
 from ganpipe.errors import ConfigError, DivergenceError
 from ganpipe.gan import compiled, devices, resume, syncnorm
 from ganpipe.gan.ema import EMA
 from ganpipe.gan.sampling import render
 from ganpipe.gan.step import Step, step_names
-from ganpipe.sizes import check_batch_fits
+from ganpipe.params.config import TrainConfig
+from ganpipe.params.sizes import check_batch_fits
 
 LogFn = Callable[[int, dict[str, float]], None]  # (epoch, {"loss/d": ...})
 ImageFn = Callable[[int, torch.Tensor], None]  # (epoch, uint8 [N, C, H, W] fixed-noise samples)
 SaveFn = Callable[[dict], None]  # receives the resume state after an epoch
 StepFn = Callable[[int, nn.Module, nn.Module, "EMA | None"], None]  # (step, G, D, ema) after each G update
 RANK_SEED = 7919  # per-rank streams (DiffAugment, dropout) are seeded seed + k + RANK_SEED * rank
+
+
+@dataclass
+class Hooks:
+    """What the caller sees and keeps of a training. Every hook is optional: the default trains silently."""
+    log: LogFn | None = None  # per-epoch numbers
+    log_images: ImageFn | None = None  # fixed-noise samples at step 0 and on the grid clock
+    grid: tuple[torch.Tensor, torch.Tensor] | None = None  # (z, labels) those samples are drawn from
+    save_state: SaveFn | None = None  # the resume state, on the checkpoint clock and at the end
+    after_step: StepFn | None = None  # observers (tests): every rank's networks after each step
+    progress: bool = False  # a tqdm bar over the epochs
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The device and precision a training runs with, decided once (plan()) after checking that it can."""
+    device: torch.device
+    precision: devices.Precision
 
 
 @dataclass
@@ -60,6 +83,15 @@ def check_fits(cfg: TrainConfig, n_train: int, num_classes: int, conditional: bo
                           f"{num_classes}; set model.conditional: false")
 
 
+def plan(cfg: TrainConfig, n_train: int, num_classes: int, conditional: bool, world: int = 1) -> Plan:
+    """Check that the data fits the params and that the device exists and can run train.compile; resolve the
+    precision there. A ConfigError names what to change."""
+    check_fits(cfg, n_train, num_classes, conditional)
+    device = devices.resolve(cfg.device)  # cuda without a GPU fails here
+    compiled.check(cfg.compile, device, world)
+    return Plan(device, devices.resolve_precision(cfg.precision, device))
+
+
 class Every:
     """Due when `seconds` have passed since it was last done (0: always); rank 0's clock decides for all ranks."""
 
@@ -80,6 +112,39 @@ def fixed_noise(n: int, z_dim: int, seed: int, num_classes: int) -> tuple[torch.
     return z, torch.arange(n) % num_classes
 
 
+@dataclass
+class _Streams:
+    """Every random generator of a training, each seeded once and saved in the resume state."""
+    order: torch.Generator  # batch order (CPU: the same order on every device)
+    noise: torch.Generator  # z, fake labels, GP interpolation weights
+    augment: torch.Generator  # DiffAugment (per rank)
+
+    def states(self) -> dict:
+        return resume.rng_states(self.order, self.noise, self.augment)
+
+
+@dataclass
+class _State:
+    history: list[dict[str, float]] = field(default_factory=list)
+    epoch: int = 0
+    steps: int = 0
+
+
+def _restore(saved: dict, G: nn.Module, D: nn.Module, ema: EMA | None, streams: _Streams,
+             replicas: Replicas) -> _State:
+    """Continue from a resume state: the weights, the EMA and every random stream."""
+    G.load_state_dict(saved["G"])
+    D.load_state_dict(saved["D"])
+    if ema is not None:
+        ema.load_state_dict(saved["ema"])
+    rngs = saved["rng"]  # one entry per rank of the run that saved it
+    if len(rngs) == replicas.world:
+        resume.restore_rng(rngs[replicas.rank], streams.order, streams.noise, streams.augment)
+    else:  # the shared streams continue; the per-rank ones (augment, dropout) restart from this rank's seed
+        resume.restore_shared_rng(rngs[0], streams.order, streams.noise)
+    return _State(list(saved["history"]), saved["epoch"], saved["steps"])
+
+
 def train(
     G: nn.Module,
     D: nn.Module,
@@ -87,24 +152,19 @@ def train(
     cfg: TrainConfig,
     z_dim: int,
     labels: torch.Tensor | None = None,  # int64 [N]; required by conditional models
-    log: LogFn = lambda epoch, metrics: None,
-    log_images: ImageFn | None = None,
-    grid: tuple[torch.Tensor, torch.Tensor] | None = None,  # (z, labels) for the per-epoch image grids
-    save_state: SaveFn | None = None,
+    hooks: Hooks | None = None,
     resume_from: dict | None = None,
-    progress: bool = True,
     replicas: Replicas = SOLO,
-    after_step: StepFn | None = None,  # observers (tests): every rank's networks after each step
+    checked: Plan | None = None,  # from plan(); None: plan here
 ) -> TrainResult:
+    hooks = hooks or Hooks()
     conditional = G.cond.embed is not None
     num_classes = G.cond.embed.num_embeddings if conditional else 1  # unconditional: the labels are never read
     if conditional and labels is None:
         raise ConfigError("model.conditional needs labelled data (a class per image); set model.conditional: false")
-    check_fits(cfg, len(images), num_classes, conditional)
+    checked = checked or plan(cfg, len(images), num_classes, conditional, replicas.world)
+    device, precision = checked.device, checked.precision
     labels = torch.zeros(len(images), dtype=torch.int64) if labels is None else labels
-    device = devices.resolve(cfg.device)
-    precision = devices.resolve_precision(cfg.precision, device)
-    compiled.check(cfg.compile, device, replicas.world)
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed + RANK_SEED * replicas.rank)  # the global RNG is used only by dropout
     # channels-last (NHWC) is the layout the fast conv kernels of oneDNN (CPU) and cuDNN (GPU) work in
@@ -119,79 +179,99 @@ def train(
     on_device = devices.holds(device, images.numel())
     images_src = images.to(device) if on_device else images
     labels_src = labels.to(device) if on_device else labels
-    order_gen = torch.Generator().manual_seed(cfg.seed)  # batch order (CPU: same order on every device)
-    noise_gen = devices.generator(device, cfg.seed + 1)  # z, fake labels, GP interpolation weights
-    aug_gen = devices.generator(device, cfg.seed + 2 + RANK_SEED * replicas.rank)  # DiffAugment (per rank)
+    streams = _Streams(torch.Generator().manual_seed(cfg.seed), devices.generator(device, cfg.seed + 1),
+                       devices.generator(device, cfg.seed + 2 + RANK_SEED * replicas.rank))
     ema = EMA(G, cfg.ema_decay) if cfg.ema_decay is not None else None
-    history: list[dict[str, float]] = []
-    start_epoch, steps = 0, 0
-    if resume_from is not None:
-        G.load_state_dict(resume_from["G"])
-        D.load_state_dict(resume_from["D"])
-        if ema is not None:
-            ema.load_state_dict(resume_from["ema"])
-        rngs = resume_from["rng"]  # one entry per rank of the run that saved it
-        if len(rngs) == replicas.world:
-            resume.restore_rng(rngs[replicas.rank], order_gen, noise_gen, aug_gen)
-        else:  # the shared streams continue; the per-rank ones (augment, dropout) restart from this rank's seed
-            resume.restore_shared_rng(rngs[0], order_gen, noise_gen)
-        history, start_epoch, steps = list(resume_from["history"]), resume_from["epoch"], resume_from["steps"]
-    step = Step(G, D, cfg, precision.used, z_dim, num_classes, replicas, noise_gen, aug_gen, ema)
+    state = _restore(resume_from, G, D, ema, streams, replicas) if resume_from is not None else _State()
+    step = Step(G, D, cfg, precision.used, z_dim, num_classes, replicas, streams.noise, streams.augment, ema)
     if resume_from is not None:
         step.load_optimizers(resume_from)
     shown = ema.model if ema is not None else G  # the network grids (and later sampling) use
     B, mine = cfg.batch_size, step.mine
     batches = len(images) // B  # drop the ragged last batch: batch-norm statistics stay comparable
     names = step_names(cfg)
-    bar = tqdm(range(start_epoch + 1, cfg.epochs + 1), desc="train", unit="epoch", disable=not progress,
+    start_epoch = state.epoch
+    bar = tqdm(range(start_epoch + 1, cfg.epochs + 1), desc="train", unit="epoch", disable=not hooks.progress,
                initial=start_epoch, total=cfg.epochs)
     began = time.perf_counter()
     work = 0.0  # seconds of per-epoch work
-    grids, checkpoints = Every(cfg.grid_every_s), Every(cfg.checkpoint_every_s)
-    if log_images is not None and grid is not None and start_epoch == 0:
+    loop = _Loop(cfg, hooks, replicas, G, D, ema, step, streams, shown, z_dim, num_classes,
+                 Every(cfg.grid_every_s), Every(cfg.checkpoint_every_s))
+    if hooks.log_images is not None and hooks.grid is not None and start_epoch == 0:
         # step 0: what the untrained G draws; the MLflow UI's step slider also opens at 0 (no RNG is consumed)
-        log_images(0, render(shown, *grid))
+        hooks.log_images(0, render(shown, *hooks.grid))
         work = time.perf_counter() - began
     for epoch in bar:
-        perm = torch.randperm(len(images), generator=order_gen).to(images_src.device)
+        perm = torch.randperm(len(images), generator=streams.order).to(images_src.device)
         sums = torch.zeros(len(names), device=device)  # per-step numbers summed over the epoch
         for i in range(batches):
             idx = perm[i * B : (i + 1) * B][mine]
             real = to_float(images_src[idx].to(device, non_blocking=True)).contiguous(memory_format=fmt)
             sums += step(real, labels_src[idx].to(device, non_blocking=True))
-            steps += 1
-            if after_step is not None:
-                after_step(steps, G, D, ema)
+            state.steps += 1
+            if hooks.after_step is not None:
+                hooks.after_step(state.steps, G, D, ema)
         row = dict(zip(names, (replicas.mean_(sums) / batches).tolist()))  # over the global batches (one sync)
         epoch_end = time.perf_counter()  # the device has finished the epoch's steps: what follows is overhead
-        if not all(math.isfinite(v) for v in row.values()):
-            raise DivergenceError(f"training diverged at epoch {epoch}: {row}; lower the learning rates "
-                                  f"(train.g_lr, train.d_lr) or try train.loss: hinge")
-        history.append({"epoch": epoch, **row})
+        state.epoch = epoch
         bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()})
-        log(epoch, row)
-        last = epoch == cfg.epochs
-        # rank 0's clock decides for every rank: the re-estimate and the checkpoint's gather are collectives
-        draw, keep = replicas.broadcast((grids.due(), checkpoints.due()))
-        if ema is not None and (draw or last):
-            # the EMA's batch-norm statistics are re-estimated only when the EMA is shown: it shapes nothing
-            # else, and the re-estimate is stateless, so the final generator is the same whichever epochs drew
-            ema.recalibrate(z_dim, B, num_classes)
-        if draw or last:
-            if log_images is not None and grid is not None:
-                log_images(epoch, render(shown, *grid))
-            grids.done()
-        if keep or last:
-            # every rank's random streams (a collective: all ranks take part, rank 0 saves)
-            rngs = replicas.gather(resume.rng_states(order_gen, noise_gen, aug_gen))
-            if save_state is not None:
-                save_state({"epoch": epoch, "steps": steps, "history": history, "G": G.state_dict(),
-                            "D": D.state_dict(), **step.optimizers_state(),
-                            "ema": ema.state_dict() if ema is not None else None,
-                            "rng": rngs, "world_size": replicas.world})
-            checkpoints.done()
+        loop.end_of_epoch(row, state)
         work += time.perf_counter() - epoch_end
     shown.cpu()
-    return TrainResult(history=history, steps=steps, images_seen=steps * cfg.d_steps * B, generator=shown,
-                       resumed_from=start_epoch, precision=precision, seconds=time.perf_counter() - began,
-                       epoch_work_s=work)
+    return TrainResult(history=state.history, steps=state.steps, images_seen=state.steps * cfg.d_steps * B,
+                       generator=shown, resumed_from=start_epoch, precision=precision,
+                       seconds=time.perf_counter() - began, epoch_work_s=work)
+
+
+@dataclass
+class _Loop:
+    """What the end of an epoch works with, gathered once by train()."""
+    cfg: TrainConfig
+    hooks: Hooks
+    replicas: Replicas
+    G: nn.Module
+    D: nn.Module
+    ema: EMA | None
+    step: Step
+    streams: _Streams
+    shown: nn.Module  # the network the grids draw with: the EMA copy of G when enabled
+    z_dim: int
+    num_classes: int
+    grids: Every
+    checkpoints: Every
+
+    def end_of_epoch(self, row: dict[str, float], state: _State) -> None:
+        """Check the epoch's numbers, report them, and on the clocks (always after the last epoch) draw the grid
+        and save the resume state."""
+        _end_of_epoch(self, row, state)
+
+
+def _end_of_epoch(loop: _Loop, row: dict[str, float], state: _State) -> None:
+    cfg, hooks, replicas, ema, shown = loop.cfg, loop.hooks, loop.replicas, loop.ema, loop.shown
+    epoch = state.epoch
+    if not all(math.isfinite(v) for v in row.values()):
+        raise DivergenceError(f"training diverged at epoch {epoch}: {row}; lower the learning rates "
+                              f"(train.g_lr, train.d_lr) or try train.loss: hinge")
+    state.history.append({"epoch": epoch, **row})
+    if hooks.log is not None:
+        hooks.log(epoch, row)
+    last = epoch == cfg.epochs
+    grids, checkpoints = loop.grids, loop.checkpoints
+    # rank 0's clock decides for every rank: the re-estimate and the checkpoint's gather are collectives
+    draw, keep = replicas.broadcast((grids.due(), checkpoints.due()))
+    if ema is not None and (draw or last):
+        # the EMA's batch-norm statistics are re-estimated only when the EMA is shown: it shapes nothing
+        # else, and the re-estimate is stateless, so the final generator is the same whichever epochs drew
+        ema.recalibrate(loop.z_dim, cfg.batch_size, loop.num_classes)
+    if draw or last:
+        if hooks.log_images is not None and hooks.grid is not None:
+            hooks.log_images(epoch, render(shown, *hooks.grid))
+        grids.done()
+    if keep or last:
+        rngs = replicas.gather(loop.streams.states())  # every rank's streams (a collective: all ranks take part)
+        if hooks.save_state is not None:
+            hooks.save_state({"epoch": epoch, "steps": state.steps, "history": state.history,
+                              "G": loop.G.state_dict(), "D": loop.D.state_dict(), **loop.step.optimizers_state(),
+                              "ema": ema.state_dict() if ema is not None else None,
+                              "rng": rngs, "world_size": replicas.world})
+        checkpoints.done()

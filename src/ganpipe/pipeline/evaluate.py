@@ -1,5 +1,5 @@
 """Stage `evaluate`: the samples scored against the real data in the feature spaces evaluate.features names,
-written to paths.eval_metrics and logged to MLflow on the run its provenance names (track/landing.py): the
+written to paths.eval_metrics and logged to MLflow on the run its provenance names (results/landing.py): the
 training run when it logged exactly these inputs, else a linked evaluation run.
 
 - classifier space: against the held-out split (and the held-out split against the training split: the
@@ -13,16 +13,14 @@ classifier file (which records its params), the prepared folder (which records t
 Inception reference."""
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from ganpipe import sizes
 from ganpipe.checkpoint import file_sha256
-from ganpipe.config import Config, EvaluateConfig
+from ganpipe.console import note
 from ganpipe.data.images import make_grid, save_png
 from ganpipe.data.prepared import read_prepared
 from ganpipe.data.samples import load_samples
@@ -30,7 +28,10 @@ from ganpipe.data.split import Split
 from ganpipe.errors import ConfigError
 from ganpipe.eval import classifier, copying, identity, inception, protocol, reference, standard
 from ganpipe.files import class_counts_csv, write_json, write_text
-from ganpipe.track import landing, provenance, tracking
+from ganpipe.params import sizes
+from ganpipe.params.config import Config, EvaluateConfig
+from ganpipe.results import landing
+from ganpipe.track import provenance, tracking
 
 PAIRS = 8  # closest sample / training-image pairs drawn
 
@@ -61,7 +62,7 @@ def score(clf_path: Path, images: torch.Tensor, requested: torch.Tensor | None, 
 def inception_scores(images: torch.Tensor, info: dict, cfg: Config, what: str) -> tuple[dict, tuple, float]:
     """(Inception-space scores of the first evaluate.inception_n images, nearest training image, images/s)."""
     ev: EvaluateConfig = cfg.evaluate
-    train_f, hold_f = reference.load(Path(cfg.paths.inception_reference), info["sha256"])
+    train_f, hold_f = reference.load(cfg.paths.inception_reference, info["sha256"])
     n = min(ev.inception_n, len(images))
     if n <= max(ev.pr_k, ev.dc_k) or n < 2:
         raise ConfigError(f"{what} gives {n} images for Inception space; the k-NN scores need more than "
@@ -74,16 +75,10 @@ def inception_scores(images: torch.Tensor, info: dict, cfg: Config, what: str) -
     return result, (fake_d, fake_i), n / seconds
 
 
-def run_name(tags: dict[str, str], training: tracking.RunRecord | None) -> str:
-    if tags.get("dvc.exp_name", "workspace") != "workspace":
-        return tags["dvc.exp_name"]
-    return f"eval-{training.name}" if training is not None else f"eval-{tags.get('git.commit', 'unknown')[:7]}"
-
-
 def run(cfg: Config) -> dict:
-    info, train_split, holdout = read_prepared(Path(cfg.paths.prepared))
-    samples = load_samples(Path(cfg.paths.samples))
-    clf_path = Path(cfg.paths.classifier)
+    info, train_split, holdout = read_prepared(cfg.paths.prepared)
+    samples = load_samples(cfg.paths.samples)
+    clf_path = cfg.paths.classifier
     clf_sha = file_sha256(clf_path)
     trained_with = classifier.load(clf_path).trained_with if cfg.evaluate.uses("classifier") else {}
     prov = identity.Provenance(
@@ -96,22 +91,20 @@ def run(cfg: Config) -> dict:
     result.setdefault("protocol", {})
     result["protocol"] |= {"generator_sha256": prov.generator_sha256, "provenance": prov.key,
                            "features": cfg.evaluate.features}
-    write_json(Path(cfg.paths.eval_metrics), result)
+    write_json(cfg.paths.eval_metrics, result)
     hists = {side: result[side]["class_hist"] for side in ("fake", "real") if side in result}
-    write_text(Path(cfg.paths.eval_hist), class_counts_csv("source", hists))
-    save_png(make_grid(pairs, len(pairs) // 2), Path(cfg.paths.copy_grid))
+    write_text(cfg.paths.eval_hist, class_counts_csv("source", hists))
+    save_png(make_grid(pairs, len(pairs) // 2), cfg.paths.copy_grid)
     if cfg.tracking.enabled:
-        root = tracking.project_root()
-        tags = {**provenance.git_tags(Path.cwd(), list(dataclasses.asdict(cfg.paths).values())),
-                **provenance.dvc_tags(cfg, root)}
+        tags = provenance.stage_tags(cfg)
         rows = int(samples.meta["params"]["sample.grid_rows"])
         with tempfile.TemporaryDirectory() as tmp:
             grid = Path(tmp) / "sample_grid.png"  # the sample stage's grid, drawn again from the samples file
             save_png(make_grid(samples.images[: rows * rows], rows), grid)
             decision = landing.land(cfg.tracking, prov, protocol.flat_scores(result),
                                     timings,
-                                    [(Path(cfg.paths.eval_metrics), "eval"), (grid, "eval"),
-                                     (Path(cfg.paths.copy_grid), "eval")], tags,
-                                    lambda training: run_name(tags, training))
-        print(landing.describe(decision))
+                                    [(cfg.paths.eval_metrics, "eval"), (grid, "eval"),
+                                     (cfg.paths.copy_grid, "eval")], tags,
+                                    lambda training: provenance.run_name(tags, "eval", training and training.name))
+        note(landing.describe(decision))
     return {k: v for k, v in protocol.flat_scores(result).items() if k.startswith("eval/")}

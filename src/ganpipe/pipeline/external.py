@@ -6,15 +6,17 @@ import dataclasses
 from pathlib import Path
 
 from ganpipe.checkpoint import file_sha256
-from ganpipe.config import Config
+from ganpipe.console import note
 from ganpipe.data.imagefiles import read_samples
 from ganpipe.data.prepared import read_prepared
 from ganpipe.data.split import Split
 from ganpipe.errors import DataError, UserError
 from ganpipe.eval import classifier, identity, inception, protocol, reference
 from ganpipe.files import write_json
+from ganpipe.params.config import Config
 from ganpipe.pipeline.evaluate import score
-from ganpipe.track import landing, tracking
+from ganpipe.results import landing
+from ganpipe.track import tracking
 
 CACHE = Path(".ganpipe")  # Inception references computed for `ganpipe evaluate --samples` (git- and DVC-ignored)
 
@@ -26,13 +28,13 @@ def evaluate_samples(cfg: Config, samples: Path, out: Path | None, log_run: str 
     `features` overrides evaluate.features (classifier | inception | both)."""
     if features is not None:
         cfg = dataclasses.replace(cfg, evaluate=dataclasses.replace(cfg.evaluate, features=features))
-    info, train_split, holdout = read_prepared(Path(cfg.paths.prepared))
+    info, train_split, holdout = read_prepared(cfg.paths.prepared)
     c, h, _ = info["image_shape"]
     images, labels = read_samples(samples, c, h, value_range)
     if labels is not None and (labels.min() < 0 or labels.max() >= info["num_classes"]):
         raise DataError(f"{samples}: labels must be class indices in [0, {info['num_classes']}), got "
                         f"[{labels.min()}, {labels.max()}]")
-    clf_path = Path(cfg.paths.classifier)
+    clf_path = cfg.paths.classifier
     clf_sha = file_sha256(clf_path) if clf_path.is_file() else ""
     trained_with = classifier.load(clf_path).trained_with if cfg.evaluate.uses("classifier") else {}
     if cfg.evaluate.uses("inception"):
@@ -63,7 +65,7 @@ def evaluate_samples(cfg: Config, samples: Path, out: Path | None, log_run: str 
 def ensure_reference(cfg: Config, info: dict, train: Split, holdout: Split) -> Config:
     """The Inception reference of this data: the `reference` stage's file when it holds it, else computed now
     into that file's place in a cache folder (.ganpipe/) that DVC does not track, and reused next time."""
-    path = Path(cfg.paths.inception_reference)
+    path = cfg.paths.inception_reference
     try:
         reference.load(path, info["sha256"])
         return cfg
@@ -73,13 +75,13 @@ def ensure_reference(cfg: Config, info: dict, train: Split, holdout: Split) -> C
     try:
         reference.load(cached, info["sha256"])
     except UserError:
-        print(f"computing the Inception features of the real data once ({info['n_train'] + info['n_holdout']} "
-              f"images) into {cached}; `dvc repro reference` with evaluate.features: both keeps them in DVC")
+        note(f"computing the Inception features of the real data once ({info['n_train'] + info['n_holdout']} "
+             f"images) into {cached}; `dvc repro reference` with evaluate.features: both keeps them in DVC")
         net = inception.load(inception.device())
         batch = cfg.evaluate.inception_batch
         reference.save(cached, inception.features(net, train.images, batch, "training split"),
                        inception.features(net, holdout.images, batch, "held-out split"), info["sha256"], "both")
-    return dataclasses.replace(cfg, paths=dataclasses.replace(cfg.paths, inception_reference=str(cached)))
+    return dataclasses.replace(cfg, paths=dataclasses.replace(cfg.paths, inception_reference=cached))
 
 
 def folder_sha256(folder: Path) -> str:

@@ -3,16 +3,15 @@ once per data hash; with evaluate.features = classifier it records that none are
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-from ganpipe.config import Config
 from ganpipe.data.prepared import read_prepared
 from ganpipe.eval import inception, reference
+from ganpipe.params.config import Config
 
 
 def run(cfg: Config) -> dict:
-    info, train_split, holdout = read_prepared(Path(cfg.paths.prepared))
-    out = Path(cfg.paths.inception_reference)
+    info, train_split, holdout = read_prepared(cfg.paths.prepared)
+    out = cfg.paths.inception_reference
     if not cfg.evaluate.uses("inception"):
         reference.save(out, None, None, info["sha256"], cfg.evaluate.features)
         return {"computed": False, "reason": f"evaluate.features is {cfg.evaluate.features}"}

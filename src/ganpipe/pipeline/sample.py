@@ -2,18 +2,17 @@
 The samples file records the generator's hash and the sample params, so `evaluate` knows what it scores."""
 from __future__ import annotations
 
-from pathlib import Path
 
-from ganpipe import sizes
 from ganpipe.checkpoint import file_sha256
-from ganpipe.config import Config
 from ganpipe.data.images import make_grid, save_png
 from ganpipe.data.samples import save_samples
 from ganpipe.gan import sampling
+from ganpipe.params import sizes
+from ganpipe.params.config import Config
 
 
 def run(cfg: Config) -> int:
-    path = Path(cfg.paths.generator)
+    path = cfg.paths.generator
     gen = sampling.load_generator(path)
     c, h, w = gen.shape
     sizes.check_memory("sample.n", cfg.sample.n, c * h * w + 4 * gen.model.z_dim, "the samples and their noise")
@@ -21,6 +20,6 @@ def run(cfg: Config) -> int:
     images = sampling.generate(gen.net, cfg.sample.n, gen.model.z_dim, cfg.sample.seed, cfg.sample.batch_size,
                                labels)
     meta = {"generator_sha256": file_sha256(path), "params": cfg.logged("sample")}
-    save_samples(images, Path(cfg.paths.samples), labels, meta)
-    save_png(make_grid(images[: cfg.sample.grid_rows**2], cfg.sample.grid_rows), Path(cfg.paths.sample_grid))
+    save_samples(images, cfg.paths.samples, labels, meta)
+    save_png(make_grid(images[: cfg.sample.grid_rows**2], cfg.sample.grid_rows), cfg.paths.sample_grid)
     return len(images)

@@ -2,7 +2,7 @@
 train.checkpoint_every_s seconds (at an epoch's end); writes the generator, the final losses and the per-epoch
 loss CSV. It says which precision train.precision resolved to on this machine, and tags the run with it.
 
-With train.processes x train.nodes > 1 the stage process launches torchrun's workers (ganpipe.dist.launch),
+With train.processes x train.nodes > 1 the stage process launches torchrun's workers (ganpipe.distributed.launch),
 each of which runs this same stage; rank 0 alone logs, saves checkpoints and writes the outputs."""
 from __future__ import annotations
 
@@ -13,25 +13,26 @@ import sys
 import time
 from pathlib import Path
 
-from ganpipe import sizes
 from ganpipe.checkpoint import file_sha256
-from ganpipe.config import Config
+from ganpipe.console import note
 from ganpipe.data.images import make_grid
 from ganpipe.data.prepared import read_prepared
-from ganpipe.dist import launch
-from ganpipe.dist.group import Replicas, joined
+from ganpipe.distributed import launch
+from ganpipe.distributed.group import Replicas, joined
 from ganpipe.errors import ConfigError, DivergenceError
 from ganpipe.files import remove, source_sha256, write_json, write_text
-from ganpipe.gan import compiled, devices, resume, sampling
+from ganpipe.gan import devices, resume, sampling
 from ganpipe.gan.models import build
-from ganpipe.gan.train import check_fits, fixed_noise, train
+from ganpipe.gan.train import Hooks, Plan, fixed_noise, plan, train
 from ganpipe.keys import GENERATOR_TAG, KIND_TAG, PRECISION_TAG
+from ganpipe.params import sizes
+from ganpipe.params.config import Config
 from ganpipe.track import provenance, tracking
 
 GRID_SEED = 1234  # fixed noise for the per-epoch grids: the same z in every run, so runs compare by eye
-TRAINING_CODE = ("gan", "data", "dist", "config.py")  # what shapes the trajectory besides params and data
+TRAINING_CODE = ("gan", "data", "distributed", "params")  # what shapes the trajectory besides params and data
 STAGE = Path("stages/train.py")  # what torchrun's workers run
-# how and where the processes run: a checkpoint resumes across them (see README "Several processes or machines")
+# how and where the processes run: a checkpoint resumes across them (see docs/distributed.md)
 PLACEMENT = {"checkpoint_every_s": 0.0, "grid_every_s": 0.0, "processes": 1, "nodes": 1, "rendezvous": None, "backend": "auto",
              "timeout_s": 120}
 
@@ -83,16 +84,15 @@ def _agree(replicas: Replicas, fp: str) -> None:
 
 
 def _train(cfg: Config, replicas: Replicas) -> dict | None:
-    info, train_split, _ = read_prepared(Path(cfg.paths.prepared))
+    info, train_split, _ = read_prepared(cfg.paths.prepared)
     sizes.check_data(cfg, info["n_train"], info["n_holdout"], info["image_shape"][-1])
     num_classes = info["num_classes"]
-    check_fits(cfg.train, len(train_split.labels), num_classes, cfg.model.conditional)
-    device = devices.resolve(cfg.train.device)  # cuda without a GPU fails here, before a run is opened
-    compiled.check(cfg.train.compile, device, replicas.world)
-    precision = devices.resolve_precision(cfg.train.precision, device)
+    # the fit, the device and train.compile checked once, before a run is opened (cuda without a GPU fails here)
+    checked = plan(cfg.train, len(train_split.labels), num_classes, cfg.model.conditional, replicas.world)
+    device, precision = checked.device, checked.precision
     shape = tuple(info["image_shape"])
     G, D = build(cfg.model, shape, cfg.train.seed, num_classes)  # ConfigError for a shape the arch cannot make
-    checkpoint_path, fp = Path(cfg.paths.checkpoint), fingerprint(cfg, info, precision.used)
+    checkpoint_path, fp = cfg.paths.checkpoint, fingerprint(cfg, info, precision.used)
     _agree(replicas, fp)
     where = replicas.gather(f"{device.type}:{replicas.local_rank}" if device.type == "cuda" else "cpu")
     placement = {"train.world_size": str(replicas.world), "train.backend": replicas.backend or "none",
@@ -101,46 +101,43 @@ def _train(cfg: Config, replicas: Replicas) -> dict | None:
     # rank 0's file, sent to all (the other machines have none)
     state = replicas.broadcast(resume.load(checkpoint_path, fp) if replicas.main else None)
     if not replicas.main:
-        return _follow(cfg, replicas, G, D, train_split, num_classes, state)
-    root = tracking.project_root()
-    tags = {**provenance.git_tags(Path.cwd(), list(dataclasses.asdict(cfg.paths).values())),
-            **provenance.dvc_tags(cfg, root), KIND_TAG: "training", **provenance.data_tags(info), **placement}
-    run_name = tags["dvc.exp_name"] if tags["dvc.exp_name"] != "workspace" else f"repro-{tags['git.commit'][:7]}"
+        return _follow(cfg, replicas, G, D, train_split, state, checked)
+    tags = {**provenance.stage_tags(cfg), KIND_TAG: "training", **provenance.data_tags(info), **placement}
+    run_name = provenance.run_name(tags, "repro")
     rows = cfg.sample.grid_rows
-    print(precision.summary)
+    note(precision.summary)
     if precision.warning:
-        print(precision.warning)
+        note(precision.warning)
     with tracking.start_run(cfg.tracking, run_name=run_name, params=cfg.logged(), tags=tags,
                             run_id=state and state.get("run_id")) as run:
         launch.note_run_id(run.run_id)
         if state is not None:
-            print(f"resuming from {checkpoint_path} at epoch {state['epoch']} of {cfg.train.epochs}"
-                  f"{resume.placement_note(state.get('world_size', 1), replicas.world)}")
+            note(f"resuming from {checkpoint_path} at epoch {state['epoch']} of {cfg.train.epochs}"
+                 f"{resume.placement_note(state.get('world_size', 1), replicas.world)}")
         save_state = lambda s: resume.save(checkpoint_path, {**s, "fingerprint": fp,  # noqa: E731
                                                              "run_id": run.run_id})
         start = time.perf_counter()
         try:
-            result = train(
-                G, D, train_split.images, cfg.train, cfg.model.z_dim, labels=train_split.labels, log=run.log_metrics,
-                log_images=lambda epoch, imgs: run.log_image(epoch, "samples", make_grid(imgs, rows)),
-                grid=fixed_noise(rows * rows, cfg.model.z_dim, GRID_SEED, num_classes),
-                save_state=save_state, resume_from=state, replicas=replicas,
-            )
+            hooks = Hooks(log=run.log_metrics, save_state=save_state, progress=True,
+                          log_images=lambda epoch, imgs: run.log_image(epoch, "samples", make_grid(imgs, rows)),
+                          grid=fixed_noise(rows * rows, cfg.model.z_dim, GRID_SEED, num_classes))
+            result = train(G, D, train_split.images, cfg.train, cfg.model.z_dim, labels=train_split.labels,
+                           hooks=hooks, resume_from=state, replicas=replicas, checked=checked)
         except DivergenceError as exc:
             kept = (f"; the last good state is kept in {checkpoint_path} (it resumes only with unchanged params)"
                     if checkpoint_path.is_file() else "")
             raise DivergenceError(f"{exc}{kept}") from None
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the run ends KILLED, the checkpoint stays
             if checkpoint_path.is_file():
-                print(f"stopped; `dvc repro` with the same params resumes from {checkpoint_path}")
+                note(f"stopped; `dvc repro` with the same params resumes from {checkpoint_path}")
             raise
         train_seconds = time.perf_counter() - start
-        generator = Path(cfg.paths.generator)
+        generator = cfg.paths.generator
         sampling.save_generator(result.generator, generator, cfg.model, shape, num_classes)
-        write_text(Path(cfg.paths.train_losses), _losses_csv(result.history))
+        write_text(cfg.paths.train_losses, _losses_csv(result.history))
         final = {k: v for k, v in result.history[-1].items() if k != "epoch"}
         summary = {"steps": result.steps, "images_seen": result.images_seen, "epochs": cfg.train.epochs, **final}
-        write_json(Path(cfg.paths.train_metrics), summary)
+        write_json(cfg.paths.train_metrics, summary)
         gpu = devices.gpu_name(device)
         run.set_tags({GENERATOR_TAG: file_sha256(generator), **provenance.machine(device.type, gpu),
                       "train.resumed_from_epoch": str(result.resumed_from), **placement})
@@ -157,8 +154,8 @@ def _train(cfg: Config, replicas: Replicas) -> dict | None:
     return summary
 
 
-def _follow(cfg: Config, replicas: Replicas, G, D, train_split, num_classes: int, state: dict | None) -> None:
+def _follow(cfg: Config, replicas: Replicas, G, D, train_split, state: dict | None, checked: Plan) -> None:
     """A rank other than 0: the same training steps, nothing logged or written."""
     train(G, D, train_split.images, cfg.train, cfg.model.z_dim, labels=train_split.labels, resume_from=state,
-          progress=False, replicas=replicas)
+          replicas=replicas, checked=checked)
     return None

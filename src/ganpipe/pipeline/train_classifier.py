@@ -2,27 +2,26 @@
 evaluate.features = inception no score needs it: the stage then records that and trains nothing."""
 from __future__ import annotations
 
-from pathlib import Path
 
-from ganpipe import sizes
-from ganpipe.config import Config
 from ganpipe.data.prepared import read_prepared
 from ganpipe.eval import classifier
 from ganpipe.files import write_json
+from ganpipe.params import sizes
+from ganpipe.params.config import Config
 
 
 def run(cfg: Config) -> dict:
-    info, train_split, holdout = read_prepared(Path(cfg.paths.prepared))
+    info, train_split, holdout = read_prepared(cfg.paths.prepared)
     sizes.check_data(cfg, info["n_train"], info["n_holdout"], info["image_shape"][-1])
     if not cfg.evaluate.uses("classifier"):  # Inception space only: no score needs a classifier (nor labels)
-        classifier.save_not_trained(Path(cfg.paths.classifier), cfg.evaluate.features)
+        classifier.save_not_trained(cfg.paths.classifier, cfg.evaluate.features)
         scores = {"trained": False, "reason": f"evaluate.features is {cfg.evaluate.features}"}
-        write_json(Path(cfg.paths.classifier_metrics), scores)
+        write_json(cfg.paths.classifier_metrics, scores)
         return scores
     sizes.check_labelled(info)
     model = classifier.train_classifier(train_split, cfg.classifier, info["num_classes"])
     scores = {"holdout_accuracy": classifier.accuracy(model, holdout),
               "train_accuracy": classifier.accuracy(model, train_split)}
-    classifier.save(model, Path(cfg.paths.classifier), cfg.logged("classifier"))
-    write_json(Path(cfg.paths.classifier_metrics), scores)
+    classifier.save(model, cfg.paths.classifier, cfg.logged("classifier"))
+    write_json(cfg.paths.classifier_metrics, scores)
     return scores

@@ -14,13 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from ganpipe.errors import UserError
+from ganpipe.errors import TeamError
 
 PG_USER = "ganpipe-pg"  # PostgreSQL refuses to run as root: as root, the server runs as this system user
 
-
-class TeamError(UserError):
-    """The team stack cannot start, stop or be reached; the message says which server and what to do."""
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:

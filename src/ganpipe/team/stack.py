@@ -15,8 +15,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from ganpipe.errors import TeamError
 from ganpipe.team import servers
-from ganpipe.team.servers import TeamError
 
 DEFAULT_PORT = 25400
 BUCKET = "mlflow"  # MLflow's artifacts; the DVC remote uses the bucket DVC_BUCKET

@@ -14,18 +14,14 @@ import os
 import time
 from typing import Callable, TypeVar
 
+from ganpipe.console import note
 from ganpipe.errors import ConfigError, TrackingError
+from ganpipe.track.store import tracking_uri
 
 RETRY_ENV = "GANPIPE_TRACKING_RETRY_S"
 DEFAULT_RETRY_S = 300.0
 MAX_DELAY_S = 30.0
 T = TypeVar("T")
-
-
-def tracking_uri() -> str:
-    from ganpipe.track.tracking import tracking_uri as uri
-
-    return uri()
 
 
 def retry_budget() -> float:
@@ -107,15 +103,15 @@ def retrying(what: str, call: Callable[[], T], budget: float, sleep: Callable[[f
             first = now if first is None else first
             if not transient(exc) or now - first >= budget:
                 if first != now:
-                    print(f"note: the MLflow store stayed unreachable for {now - first:.0f} s ({RETRY_ENV}="
-                          f"{budget:g})", flush=True)
+                    note(f"note: the MLflow store stayed unreachable for {now - first:.0f} s ({RETRY_ENV}="
+                         f"{budget:g})")
                 raise store_error(exc) from None
             if first == now:
-                print(f"note: the MLflow store failed while logging {what} ({type(exc).__name__}); retrying for up "
-                      f"to {budget:g} s", flush=True)
+                note(f"note: the MLflow store failed while logging {what} ({type(exc).__name__}); retrying for up "
+                     f"to {budget:g} s")
             sleep(min(delay, max(budget - (now - first), 0.0)))
             delay = min(2 * delay, MAX_DELAY_S)
             continue
         if first is not None:
-            print(f"note: the MLflow store is back after {clock() - first:.0f} s; {what} logged", flush=True)
+            note(f"note: the MLflow store is back after {clock() - first:.0f} s; {what} logged")
         return result

@@ -3,6 +3,7 @@ params it changed from its baseline, and the machine kind (torch build, processo
 `ganpipe reproduce` reads these back to decide what it can expect."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import subprocess
@@ -51,7 +52,7 @@ def dvc_tags(cfg: Any = None, root: Path | None = None) -> dict[str, str]:
 def _params_changed(cfg: Any, root: Path, baseline: str) -> str:
     import yaml
 
-    from ganpipe.overrides import changed_params
+    from ganpipe.params.overrides import changed_params
 
     shown = subprocess.run(["git", "show", f"{baseline}:params.yaml"], cwd=root, capture_output=True, text=True)
     if shown.returncode != 0:
@@ -95,3 +96,22 @@ def data_tags(info: dict) -> dict[str, str]:
     if "files" in info:
         tags["data.files"], tags["data.unreadable"] = str(info["files"]), str(info["unreadable"])
     return tags
+
+
+def stage_tags(cfg: Any) -> dict[str, str]:
+    """The git and DVC tags of a run a pipeline stage opens (training or evaluation), from the stage's working
+    directory, its outputs (`paths.*`, which do not make the tree dirty) and the repository root."""
+    from ganpipe.track.store import project_root
+
+    outputs = [str(v) for v in dataclasses.asdict(cfg.paths).values()]
+    return {**git_tags(Path.cwd(), outputs), **dvc_tags(cfg, project_root())}
+
+
+def run_name(tags: dict[str, str], prefix: str, training_name: str | None = None) -> str:
+    """A run's name: its DVC experiment's; in the plain workspace `<prefix>-<commit>` (an evaluation run of a
+    known training run: `eval-<its name>`)."""
+    if tags.get("dvc.exp_name", "workspace") != "workspace":
+        return tags["dvc.exp_name"]
+    if training_name is not None:
+        return f"{prefix}-{training_name}"
+    return f"{prefix}-{tags.get('git.commit', 'unknown')[:7]}"

@@ -19,6 +19,7 @@ from typing import Callable, TypeVar
 
 import numpy as np
 
+from ganpipe.console import note
 from ganpipe.track.failures import retry_budget, retrying
 
 T = TypeVar("T")
@@ -162,7 +163,7 @@ class MlflowRun(NullRun):
         try:
             MlflowClient(uri).set_terminated(run_id, status)
         except Exception as exc:  # noqa: BLE001
-            print(f"note: could not mark MLflow run {run_id} {status} ({type(exc).__name__})")
+            note(f"note: could not mark MLflow run {run_id} {status} ({type(exc).__name__})")
         if (active := mlflow.active_run()) is not None and active.info.run_id == run_id:
             with contextlib.suppress(Exception):
                 mlflow.end_run(status)

