@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 .PHONY: repro test check docs bench table ui clean-venv
 
 $(STAMP): requirements.lock requirements-fid.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { \
+	  echo "ganpipe needs Python 3.11; $(PYTHON) is $$($(PYTHON) --version 2>&1). Install 3.11, or run make with PYTHON=python3.11"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements-fid.txt

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from helpers.e2e import drain_queue, dvc, sh
+from helpers.e2e import drain_queue, dvc, ganpipe, sh
 
 
 def test_every_declared_output_exists(repo):
@@ -93,7 +93,8 @@ def test_the_logged_generator_loads_and_samples_without_unpickling_anything(repo
     for target, name in ((pickle, "load"), (pickle, "loads"), (cloudpickle, "load"), (cloudpickle, "loads"),
                          (torch, "load")):
         monkeypatch.setattr(target, name, refuse)
-    G = mlflow.pyfunc.load_model(f"models:/{model.model_id}")
+    assert run.data.tags["ganpipe.model_uri"] == f"models:/{model.model_id}"  # what the docs load it by
+    G = mlflow.pyfunc.load_model(run.data.tags["ganpipe.model_uri"])
     images = G.predict(pd.DataFrame({"seed": [0, 1, 2], "label": [0, 5, 9]}))
     assert images.shape == (3, 1, 28, 28) and images.dtype == np.uint8 and images.std() > 0
     again = G.predict(pd.DataFrame({"seed": [1], "label": [5]}))
@@ -102,6 +103,31 @@ def test_the_logged_generator_loads_and_samples_without_unpickling_anything(repo
     assert not [p for p in local.rglob("*") if p.suffix in (".pkl", ".pickle", ".pt", ".pth")]
     assert (local / "artifacts" / "generator.safetensors").read_bytes() == (repo / "models" / "generator.safetensors").read_bytes()
     assert files  # the run has artifacts at all
+
+
+def test_generate_from_a_run_id_or_its_name_gives_the_dvc_outputs_images_and_they_score(repo, env, tmp_path):
+    """`ganpipe generate` as a user runs it: the generator found in MLflow by run id or by run name is the one
+    DVC holds (the same seed gives the same bytes as from models/generator.safetensors), and its npz goes
+    straight into `ganpipe evaluate --samples`."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    (run,) = [r for r in client.search_runs([client.get_experiment_by_name("ganpipe").experiment_id])
+              if r.data.tags.get("ganpipe.run_kind") == "training"][:1]
+    outputs = {}
+    for source in (run.info.run_id, run.info.run_name, "models/generator.safetensors"):
+        out = tmp_path / f"{len(outputs)}.npz"
+        done = ganpipe(repo, env, "generate", source, "--n", "100", "--seed", "3", "--out", str(out))
+        assert done.returncode == 0, done.stderr
+        assert "wrote 100 images" in done.stdout
+        outputs[source] = out.read_bytes()
+    assert len(set(outputs.values())) == 1
+    scored = ganpipe(repo, env, "evaluate", "--samples", str(tmp_path / "0.npz"))
+    assert scored.returncode == 0, scored.stderr
+    assert "IS" in scored.stdout and (tmp_path / "0.eval.json").is_file()
+    unknown = ganpipe(repo, env, "generate", "no-such-experiment", "--n", "2", "--out", str(tmp_path / "x"))
+    assert unknown.returncode == 1 and "no finished training run named 'no-such-experiment'" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
 
 
 def test_second_repro_is_a_no_op_and_epochs_rerun_only_downstream(repo, env):

@@ -25,8 +25,8 @@ def test_a_note_goes_to_stdout_or_stderr_and_can_be_silenced(capsys, monkeypatch
 
 
 def test_the_library_prints_only_through_note_the_command_and_the_error_runner():
-    allowed = {"console.py", "cli.py", "errors.py"}  # notes; the command's results; error lines
+    allowed = {"console.py", "errors.py"}  # notes; error lines (and the command's results: ganpipe/cli/)
     offenders = [f"{path.relative_to(ROOT)}:{n}" for path in sorted((ROOT / "src" / "ganpipe").rglob("*.py"))
-                 if path.name not in allowed
+                 if path.name not in allowed and path.parent.name != "cli"
                  for n, line in enumerate(path.read_text().splitlines(), 1) if re.search(r"(?<![\w.])print\(", line)]
     assert not offenders, f"use ganpipe.console.note: {offenders}"

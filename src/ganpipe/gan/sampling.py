@@ -60,7 +60,7 @@ def requested_labels(n: int, classes: tuple[int, ...] | None, gen: Generator) ->
             raise ConfigError("sample.classes needs a class-conditional generator; set sample.classes: null")
         return None
     classes = tuple(range(gen.num_classes)) if classes is None else classes
-    if max(classes) >= gen.num_classes:
+    if max(classes) >= gen.num_classes or min(classes) < 0:
         raise ConfigError(f"sample.classes must be class indices below {gen.num_classes}, got {list(classes)}")
     return torch.tensor(classes, dtype=torch.int64).repeat(n // len(classes) + 1)[:n]
 
@@ -71,3 +71,44 @@ def generate(G: nn.Module, n: int, z_dim: int, seed: int, batch_size: int,
     z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
     return torch.cat([render(G, z[i : i + batch_size], None if labels is None else labels[i : i + batch_size])
                       for i in range(0, n, batch_size)])
+
+
+def noise(n: int, z_dim: int, seed: int, truncation: float | None = None) -> torch.Tensor:
+    """z [n, z_dim] from `seed`. With truncation psi (BigGAN's trick), every entry beyond |psi| is drawn again
+    from the same stream until it lies within: samples trade variety for fidelity as psi shrinks."""
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, z_dim, generator=gen)
+    if truncation is None:
+        return z
+    if not truncation > 0:
+        raise ConfigError(f"--truncation must be a positive number (e.g. 0.7), got {truncation}")
+    outside = z.abs() > truncation
+    while outside.any():
+        z[outside] = torch.randn(int(outside.sum()), generator=gen)
+        outside = z.abs() > truncation
+    return z
+
+
+def interpolation(rows: int, steps: int, z_dim: int, seed: int, truncation: float | None = None) -> torch.Tensor:
+    """z [rows * steps, z_dim]: each row walks from one latent to another along the great circle (slerp, which
+    keeps the norm a Gaussian latent has), `steps` points including both ends."""
+    if steps < 2:
+        raise ConfigError(f"--interpolate needs at least 2 steps (both ends), got {steps}")
+    ends = noise(2 * rows, z_dim, seed, truncation).view(rows, 2, z_dim)
+    a, b = ends[:, 0], ends[:, 1]
+    cos = (torch.nn.functional.normalize(a, dim=1) * torch.nn.functional.normalize(b, dim=1)).sum(1).clamp(-1, 1)
+    omega = torch.acos(cos)[:, None, None]  # [rows, 1, 1]
+    t = torch.linspace(0, 1, steps)[None, :, None]  # [1, steps, 1]
+    sin = torch.sin(omega).clamp_min(1e-8)
+    path = (torch.sin((1 - t) * omega) * a[:, None] + torch.sin(t * omega) * b[:, None]) / sin
+    return path.reshape(rows * steps, z_dim)
+
+
+def draw(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None, batch_size: int,
+         progress: bool = False) -> torch.Tensor:
+    """G on the given latents in batches, as uint8 [N, C, H, W]."""
+    from tqdm import tqdm
+
+    starts = range(0, len(z), batch_size)
+    return torch.cat([render(G, z[i : i + batch_size], None if labels is None else labels[i : i + batch_size])
+                      for i in tqdm(starts, desc="generate", unit="batch", disable=not progress)])

@@ -141,7 +141,9 @@ def _train(cfg: Config, replicas: Replicas) -> dict | None:
         gpu = devices.gpu_name(device)
         run.set_tags({GENERATOR_TAG: file_sha256(generator), **provenance.machine(device.type, gpu),
                       "train.resumed_from_epoch": str(result.resumed_from), **placement})
-        run.log_generator(generator, shape)
+        model_uri = run.log_generator(generator, shape)
+        if model_uri:
+            note(f"generator logged as an MLflow model: mlflow.pyfunc.load_model({model_uri!r})")
         images_trained = result.images_seen * (cfg.train.epochs - result.resumed_from) / cfg.train.epochs
         run.log_metrics(cfg.train.epochs, {
             "time/train_s": train_seconds,

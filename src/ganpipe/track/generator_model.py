@@ -2,10 +2,10 @@
 
 Loading it unpickles nothing: MLflow runs this file, and `load_context` reads the run's safetensors weights with
 ganpipe's own loader (the package travels with the model as code). So a model from a shared store cannot run
-code hidden in a pickle, and `mlflow.pyfunc.load_model("runs:/<run id>/generator")` gives a working generator:
+code hidden in a pickle, and `mlflow.pyfunc.load_model(<the run's ganpipe.model_uri tag>)` gives a working generator:
 
     import mlflow, pandas as pd
-    G = mlflow.pyfunc.load_model("runs:/<run id>/generator")
+    G = mlflow.pyfunc.load_model(mlflow.get_run(run_id).data.tags["ganpipe.model_uri"])  # models:/<model id>
     images = G.predict(pd.DataFrame({"seed": range(16), "label": [3] * 16}))  # uint8 [16, C, H, W]
 
 Input: one row per sample, `seed` (its z is drawn from this seed alone, so a sample does not depend on the

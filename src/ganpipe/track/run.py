@@ -20,6 +20,7 @@ from typing import Callable, TypeVar
 import numpy as np
 
 from ganpipe.console import note
+from ganpipe.keys import MODEL_URI_TAG
 from ganpipe.track.failures import retry_budget, retrying
 
 T = TypeVar("T")
@@ -36,7 +37,7 @@ class NullRun:
     def log_metrics(self, step: int, metrics: dict[str, float]) -> None: ...
     def log_image(self, step: int, key: str, image: np.ndarray) -> None: ...
     def log_artifact(self, path: Path, folder: str | None = None) -> None: ...
-    def log_generator(self, weights: Path, shape: tuple[int, ...]) -> None: ...
+    def log_generator(self, weights: Path, shape: tuple[int, ...]) -> str | None: ...  # its models:/ URI
     def set_tags(self, tags: dict[str, str]) -> None: ...
 
 
@@ -116,9 +117,9 @@ class MlflowRun(NullRun):
     def log_artifact(self, path: Path, folder: str | None = None) -> None:
         self._call(f"{path.name}", lambda: self.client.log_artifact(self.run_id, str(path), folder))
 
-    def log_generator(self, weights: Path, shape: tuple[int, ...]) -> None:
+    def log_generator(self, weights: Path, shape: tuple[int, ...]) -> str:
         """The generator as a pyfunc model from code (see generator_model.py): its safetensors weights, the
-        ganpipe package as code, nothing pickled."""
+        ganpipe package as code, nothing pickled. Returns its models:/ URI, also tagged on the run."""
         import mlflow.pyfunc
         import torch
         from mlflow.models import ModelSignature
@@ -135,10 +136,15 @@ class MlflowRun(NullRun):
             shutil.copytree(Path(ganpipe.__file__).parent, code, ignore=shutil.ignore_patterns("__pycache__"))
             # explicit requirements: inferring them would import-scan the environment (slow, and no gain).
             # Not idempotent: an attempt that landed but lost its answer leaves a second LoggedModel entry.
-            self._call("the generator model", lambda: mlflow.pyfunc.log_model(
+            info = self._call("the generator model", lambda: mlflow.pyfunc.log_model(
                 name="generator", python_model=str(Path(__file__).with_name("generator_model.py")),
                 artifacts={"generator": str(weights)}, code_paths=[str(code)], signature=signature,
                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "safetensors", "pandas"]))
+        # MLflow 3 addresses a logged model as models:/<model id> (runs:/<run>/generator is deprecated for models):
+        # the run carries that URI as a tag, so a user can load the generator from the run alone
+        uri = f"models:/{info.model_id}"
+        self.set_tags({MODEL_URI_TAG: uri})
+        return uri
 
     def set_tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag

@@ -147,7 +147,7 @@ class RunRecord:
     metrics: dict[str, float]
 
 
-def _record(run: Any) -> RunRecord:
+def record(run: Any) -> RunRecord:
     return RunRecord(run.info.run_id, run.info.run_name, run.info.status, dict(run.data.params),
                      dict(run.data.tags), dict(run.data.metrics))
 
@@ -176,7 +176,7 @@ def find_runs(cfg: TrackingConfig, tags: dict[str, str], finished: bool = True) 
                                                         order_by=["attributes.start_time DESC"])
     except (MlflowException, OSError, ConnectionError) as exc:
         raise store_error(exc) from None
-    return [_record(r) for r in runs]
+    return [record(r) for r in runs]
 
 
 def log_to_run(run_id: str, metrics: dict[str, float], files: list[tuple[Path, str]], tags: dict[str, str]) -> None:
@@ -238,7 +238,7 @@ def get_run(run_id: str) -> dict[str, Any]:
                             f"or in the MLflow UI (set MLFLOW_TRACKING_URI if the run is in another store)") from None
     except (OSError, ConnectionError) as exc:
         raise store_error(exc) from None
-    return {**dataclasses.asdict(_record(run)), "experiment": experiment}
+    return {**dataclasses.asdict(record(run)), "experiment": experiment}
 
 
 def metric_history(run_id: str, key: str) -> list[tuple[int, float]]:

@@ -1,12 +1,8 @@
-"""The `ganpipe` command: evaluate samples made anywhere, compare runs, reproduce a result, push and pull.
-
-User errors (ganpipe.errors.UserError) become one clear line on stderr and a non-zero exit, no traceback: the
-message already says what to fix. The DVC stages have their own runner (ganpipe.pipeline.run_stage).
-"""
+"""What each `ganpipe` verb does, given its parsed arguments; each returns its report as text (or a verdict) and
+raises ganpipe.errors.UserError for anything the user can fix."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -38,7 +34,8 @@ def score_table(result: dict) -> str:
     lines = []
     if "fake" in result:
         p = result["protocol"]
-        lines += [f"{'classifier space':<22}{'samples':>12}{'real ceiling':>14}", *_rows(result, scores.CLASSIFIER_TABLE),
+        lines += [f"{'classifier space':<22}{'samples':>12}{'real ceiling':>14}",
+                  *_rows(result, scores.CLASSIFIER_TABLE),
                   f"protocol: {p['n_fake']} samples vs {p['n_holdout']} held-out images; features "
                   f"{p['feature_dim']}-d from classifier {p['classifier_sha256'][:12]}"]
     if "inception" in result:
@@ -48,77 +45,6 @@ def score_table(result: dict) -> str:
                   f"protocol: {p['n_fake']} samples (ceiling: {p['n_holdout']} held-out images) vs the "
                   f"{p['n_train']} training images; FID depends on n: compare only equal n"]
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from ganpipe.data.imagefiles import RANGES
-
-    parser = argparse.ArgumentParser(prog="ganpipe", description="ganpipe: reproducible GAN experiments")
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    ev = sub.add_parser("evaluate", help="score images made anywhere with this project's protocol")
-    ev.add_argument("--samples", required=True, type=Path,
-                    help=".npz, .npy, .pt, .safetensors or a folder of PNGs; uint8, or floats with a known range")
-    ev.add_argument("--value-range", choices=list(RANGES),
-                    help="what float pixels mean (black,white): needed unless the file says it or holds negatives")
-    ev.add_argument("--out", type=Path, help="JSON file to write (default: <samples>.eval.json)")
-    ev.add_argument("--features", choices=list(config.FEATURES),
-                    help="feature space(s) to score in (default: evaluate.features of the params); inception is the "
-                         "standard space of published FIDs and needs no labels or classifier")
-    ev.add_argument("--mlflow", metavar="RUN_NAME", help="also log the scores as an MLflow run of this name")
-    cmp = sub.add_parser("compare", help="compare MLflow runs: differing params and eval scores, and a plot")
-    cmp.add_argument("--experiment", help="MLflow experiment (default: tracking.experiment of params.yaml)")
-    cmp.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="only runs with this tag")
-    cmp.add_argument("--runs", nargs="+", metavar="RUN_ID", help="only these runs")
-    cmp.add_argument("--sort", default="eval/fid", help="column to sort by (default: eval/fid)")
-    cmp.add_argument("--descending", action="store_true")
-    cmp.add_argument("--format", choices=["md", "csv"], default="md")
-    cmp.add_argument("--out", type=Path, help="write the table here instead of printing it")
-    cmp.add_argument("--plot", type=Path, help="write a PNG: the --metrics across runs and the loss curves")
-    cmp.add_argument("--metrics", default="eval/is,eval/fid", help="comma-separated metrics for --plot")
-    rep = sub.add_parser("reproduce", help="re-run a logged result from its commit in a git worktree and check it")
-    rep.add_argument("target", help="MLflow run id, git commit/ref, or DVC experiment name")
-    rep.add_argument("--tolerance", type=float, metavar="R",
-                     help="accept scores within relative R (e.g. 0.1) instead of expecting identical bytes; "
-                          "default: identical on the same machine kind, 0.1 otherwise")
-    rep.add_argument("--keep", action="store_true", help="keep the worktree (and its MLflow store) afterwards")
-    rep.add_argument("--out", type=Path, help="also write the checks as JSON")
-    for verb, what in (("push", "send this commit's DVC outputs to a remote"),
-                       ("pull", "fetch this commit's DVC outputs from a remote")):
-        share_cmd = sub.add_parser(verb, help=f"{what} (dvc {verb}, with clear errors)")
-        share_cmd.add_argument("--remote", "-r", help="DVC remote name (default: the default remote)")
-    node = sub.add_parser("train-node", help="join a training over several machines (train.nodes > 1) as node K; "
-                                             "node 0 is the machine running `dvc repro`")
-    node.add_argument("--node-rank", type=int, required=True, metavar="K", help="this machine's node rank, 1 or more")
-    team = sub.add_parser("team", help="the team stack: MLflow server (PostgreSQL, S3 artifacts, logins) and an S3 "
-                                        "bucket for DVC, on a data folder")
-    team.add_argument("action", choices=["up", "down", "status"])
-    team.add_argument("dir", type=Path, help="the stack's data folder (created by `up`; kept by `down`)")
-    team.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    team.add_argument("--port", type=int, help="first of its consecutive ports (default: as before, else 25400)")
-    imp = sub.add_parser("import-runs", help="copy a local MLflow history (runs, metrics, images, tags, models) onto "
-                                             "the server in $MLFLOW_TRACKING_URI; safe to run again")
-    imp.add_argument("--from", dest="source", metavar="URI",
-                     help="the store to copy from (default: this project's sqlite:///mlflow.db)")
-    imp.add_argument("--experiment", action="append", metavar="NAME", help="only this experiment (repeatable)")
-    args = parser.parse_args(argv)
-    if args.command == "import-runs":
-        return _printed(lambda: import_runs(args))
-    if args.command == "team":
-        return _team(args)
-    if args.command == "train-node":
-        return _train_node(args)
-    if args.command in ("push", "pull"):
-        from ganpipe.results import share
-        from ganpipe.track import tracking
-
-        return _printed(lambda: getattr(share, args.command)(tracking.project_root(), args.remote))
-    if args.command == "reproduce":
-        code, ok = run_guarded(lambda: reproduce(config.load(args.params), args))
-        return code or (0 if ok else 1)
-    if args.command == "compare":
-        return _printed(lambda: compare(config.load(args.params), args))
-    return _printed(lambda: evaluate(config.load(args.params), args))
 
 
 def _team(args: argparse.Namespace) -> int:
@@ -188,7 +114,8 @@ def compare(cfg: config.Config, args: argparse.Namespace) -> str:
     tags = dict(t.partition("=")[::2] for t in args.tag)
     if any(not k or not v for k, v in tags.items()):
         raise ConfigError(f"--tag must look like KEY=VALUE, got {args.tag}")
-    tracking_cfg = dataclasses.replace(cfg.tracking, enabled=True, experiment=args.experiment or cfg.tracking.experiment)
+    tracking_cfg = dataclasses.replace(cfg.tracking, enabled=True,
+                                       experiment=args.experiment or cfg.tracking.experiment)
     runs = tracking.select_runs(tracking_cfg, tags, args.runs)
     if runs.empty:
         raise TrackingError(f"no runs in experiment {tracking_cfg.experiment!r} match tags {tags}")
@@ -237,5 +164,17 @@ def reproduce(cfg: config.Config, args: argparse.Namespace) -> bool:
     return ok
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def generate(tracking: config.TrackingConfig, args: argparse.Namespace) -> str:
+    """`ganpipe generate`: images from a generator file or a training run."""
+    from ganpipe.pipeline.generate import Request, run
+
+    classes = None
+    if args.classes:
+        try:
+            classes = tuple(int(c) for c in args.classes.split(",") if c.strip())
+        except ValueError:
+            raise ConfigError(f"--classes must be comma-separated class indices (e.g. 3,5), got {args.classes!r}") \
+                from None
+    req = Request(args.source, args.n, args.out, args.seed, classes, args.truncation, args.interpolate,
+                  args.batch_size)
+    return run(req, tracking)

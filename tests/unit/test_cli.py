@@ -1,0 +1,31 @@
+"""The `ganpipe` command's own surface: --version, --params before or after the verb, an example in every
+verb's --help."""
+from __future__ import annotations
+
+import pytest
+
+from ganpipe import cli
+
+VERBS = ("evaluate", "generate", "compare", "reproduce", "push", "pull", "train-node", "team", "import-runs")
+
+
+def test_version_names_ganpipe_and_the_versions_that_decide_its_numbers(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and out.startswith("ganpipe ") and "torch " in out and "python " in out
+
+
+@pytest.mark.parametrize("argv", [["--params", "nowhere.yaml", "compare"], ["compare", "--params", "nowhere.yaml"]])
+def test_params_is_accepted_before_or_after_the_verb(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 1
+    assert "params file nowhere.yaml not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_every_verb_shows_an_example_in_its_help(verb, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([verb, "--help"])
+    out = capsys.readouterr().out
+    assert "examples:" in out and f"ganpipe {verb}" in out.split("examples:")[1]
