@@ -1,0 +1,58 @@
+"""params.schema.json is what ganpipe.params.schema makes from the config dataclasses (regenerate it with
+`python -m ganpipe.params.schema > params.schema.json`), params.yaml passes it, and what it refuses the strict
+loader refuses too."""
+from __future__ import annotations
+
+import copy
+import json
+
+import jsonschema
+import pytest
+import yaml
+
+from ganpipe.errors import ConfigError
+from ganpipe.params import config, schema
+
+from helpers import ROOT
+
+
+@pytest.fixture(scope="module")
+def params() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_the_checked_in_schema_is_what_the_dataclasses_make():
+    assert (ROOT / "params.schema.json").read_text() == schema.text(), \
+        "regenerate: python -m ganpipe.params.schema > params.schema.json"
+
+
+def test_params_yaml_passes_the_schema_and_points_editors_at_it(params):
+    jsonschema.validate(params, schema.schema())
+    assert (ROOT / "params.yaml").read_text().startswith("# yaml-language-server: $schema=params.schema.json")
+
+
+@pytest.mark.parametrize("section, key, value", [
+    ("train", "loss", "hinge2"), ("model", "arch", "vgg"), ("data", "dataset", "imagenet"),
+    ("train", "precision", "fp16"), ("evaluate", "features", "clip"), ("train", "augment", ["colour"]),
+    ("train", "epochs", "many"), ("model", "conditional", "yes"), ("sample", "classes", "3"),
+    ("train", "nope", 1), ("paths", "generator", ""), ("train", "g_lr", "fast"),
+])
+def test_what_the_schema_refuses_the_loader_refuses(params, section, key, value):
+    bad = copy.deepcopy(params)
+    bad[section][key] = value
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema.schema())
+    with pytest.raises(ConfigError):
+        config.from_dict(bad)
+
+
+def test_every_key_of_every_section_is_in_the_schema():
+    properties = json.loads(schema.text())["properties"]
+    assert set(properties) == set(config.SECTIONS)
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(config.Config)
+    for name in config.SECTIONS:
+        fields = {f.name for f in dataclasses.fields(hints[name])}
+        assert set(properties[name]["properties"]) == fields, name
