@@ -1,6 +1,6 @@
 """Regenerate the measured blocks of the docs from their benchmarks, each stamped with the machine it ran on.
 
-    python benchmarks/tables.py              # every quick block (about 15 minutes on 2 cores; after `make repro`)
+    python benchmarks/tables.py              # every quick block (a few minutes on 2 cores; after `make repro`)
     python benchmarks/tables.py eval_speed   # the blocks named
     python benchmarks/tables.py --list       # every block, where it is, and whether it is quick
 
@@ -33,12 +33,8 @@ class Block:
 
 
 BLOCKS = {
-    "precision_speed": Block(("benchmarks/precision_speed.py",), True),
-    "precision_speed_avx2": Block(("benchmarks/precision_speed.py",), True, (("ONEDNN_MAX_CPU_ISA", "AVX2"),)),
     "train_speed": Block(("benchmarks/train_speed.py",), True),
     "eval_speed": Block(("benchmarks/eval_speed.py",), True),
-    "tracking_overhead": Block(("benchmarks/tracking_overhead.py",), True),
-    "pipeline_time": Block(("benchmarks/pipeline_time.py",), True),
     "arch_speed": Block(("benchmarks/arch_speed.py",), False),
     "precision_quality": Block(("benchmarks/precision_quality.py",), False),
 }
