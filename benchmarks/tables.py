@@ -6,8 +6,8 @@
 
 A block in docs/*.md is the text between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`: the command that
 printed it, the machine (CPU model, the flags that decide bf16, cores, torch) and the script's output verbatim.
-The long benchmarks (the colour comparison, the results table, Inception speed) keep their own commands
-(benchmarks/colour_results.py, benchmarks/results_table.py show --write); they are listed here too.
+Long blocks (arch_speed, precision_quality) run only when named. The colour comparison and the results table
+keep their own commands (benchmarks/colour_results.py, benchmarks/results_table.py show --write).
 """
 from __future__ import annotations
 
