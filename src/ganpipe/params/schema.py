@@ -70,4 +70,6 @@ def text() -> str:
 
 
 if __name__ == "__main__":
-    print(text(), end="")
+    import sys
+
+    sys.stdout.write(text())
