@@ -29,17 +29,6 @@ MAX_SAMPLES = 100_000_000
 MAX_LR = 1.0  # Adam steps of more than 1 per weight: no network trains, and 1e300 overflows float32
 
 
-def _require(ok: bool, key: str, message: str, value: Any) -> None:
-    if not ok:
-        raise ConfigError(f"{key} {message}, got {value!r}")
-
-
-def _within(obj: Any, section: str, keys: tuple[str, ...], lo: int, hi: int) -> None:
-    for key in keys:
-        value = getattr(obj, key)
-        _require(lo <= value <= hi, f"{section}.{key}", f"must be in [{lo}, {hi:,}]", value)
-
-
 def require(ok: bool, key: str, message: str, value: Any) -> None:
     if not ok:
         raise ConfigError(f"{key} {message}, got {value!r}")
