@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -20,7 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ganpipe.data import datasets, split
 from ganpipe.gan.models import build
 from ganpipe.gan.train import train
-from ganpipe.params import config, overrides
+from ganpipe.params import config, overlays
 
 
 def matmul_peak(dtype: torch.dtype, device: str, n: int = 2048, reps: int = 10) -> float:
@@ -69,7 +70,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cfg = config.load(args.params)
     train_split = split.split_holdout(datasets.load_source(cfg.data), cfg.data.holdout_fraction, cfg.data.seed)[0]
-    seed = config.from_dict(overrides.apply_overrides(cfg.raw, overrides.read_overrides("configs/seed_recipe.args")))
+    seed = config.from_dict(overlays.merge(cfg.raw, overlays.read(Path("configs/seed_recipe.yaml"))))
     peak32 = matmul_peak(torch.float32, args.device)
     peak16 = matmul_peak(torch.bfloat16, args.device)
     print(f"device={args.device} threads={args.threads} steps~{args.steps}; matmul peak: fp32 "

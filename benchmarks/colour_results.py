@@ -43,11 +43,11 @@ INCEPTION_SHOWN = ("fid", "fid_infinity", "kid", "precision", "recall", "coverag
 
 
 def params_for(extra: list[str], root: Path) -> dict:
-    from ganpipe.params import overrides
+    from ganpipe.params import overlays, overrides
 
-    tree = yaml.safe_load((ROOT / "params.yaml").read_text())
-    assignments = overrides.read_overrides(ROOT / "configs" / "colour.args") + [f"data.root={root}"] + EXTRA + extra
-    return overrides.apply_overrides(tree, assignments)
+    tree = overlays.merge(yaml.safe_load((ROOT / "params.yaml").read_text()),
+                          overlays.read(ROOT / "configs" / "colour.yaml"))
+    return overrides.apply_overrides(tree, [f"data.root={root}"] + EXTRA + extra)
 
 
 def stage(name: str, cwd: Path) -> float:

@@ -3,7 +3,7 @@
 Same data (32 px colour: an image folder with --data, else 4,194 synthetic images), same batch sizes. Arms:
   peer            pytorch/examples dcgan/main.py (benchmarks/peer_dcgan.py): per-item transforms, DataLoader
                   with 2 workers, BCE, fp32: the loop a GAN user starts from
-  ganpipe-colour  configs/colour.args (conditional DCGAN, hinge, spectral norm, EMA)
+  ganpipe-colour  configs/colour.yaml (conditional DCGAN, hinge, spectral norm, EMA)
   ganpipe-resnet  the SNGAN-style ResNet: G widths [256,256,256], D widths [128,128,128,128]
 Each ganpipe arm runs for every --precision and --compile asked. Prints per row: images/s (real images shown to
 D per second, after warm-up steps that include any compiling), the ratio to the peer at that batch size, the
@@ -31,7 +31,7 @@ import peer_dcgan  # noqa: E402
 from ganpipe.gan import devices  # noqa: E402
 from ganpipe.gan.models import build  # noqa: E402
 from ganpipe.gan.train import Hooks, train  # noqa: E402
-from ganpipe.params import config, overrides  # noqa: E402
+from ganpipe.params import config, overlays, overrides  # noqa: E402
 
 RESNET = ["model.arch=resnet", "model.g_hidden=[256,256,256]", "model.d_hidden=[128,128,128,128]",
           "model.g_activation=relu", "model.d_activation=relu"]
@@ -162,8 +162,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = devices.resolve(args.device)
-    base = overrides.apply_overrides(config.load(ROOT / "params.yaml").raw,
-                                     overrides.read_overrides(ROOT / "configs" / "colour.args"))
+    base = overlays.merge(config.load(ROOT / "params.yaml").raw, overlays.read(ROOT / "configs" / "colour.yaml"))
     base = overrides.apply_overrides(base, ["data.image_size=32"])
     images, labels = load(args.data)
     name = devices.gpu_name(device) or "CPU"

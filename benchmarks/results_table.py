@@ -14,12 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ganpipe.params import config, overrides
+from ganpipe.params import config, overlays
 from ganpipe.results import report
 from ganpipe.track import tracking
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED = "configs/seed_recipe.args"
+SEED = "configs/seed_recipe.yaml"
 BUDGET = ["train.epochs=40", "train.batch_size=64"]  # every row: 40 epochs of 4,500 images = 2,800 G steps
 # name -> (override files, extra assignments, description); later assignments win
 ROWS: dict[str, tuple[list[str], list[str], str]] = {
@@ -44,7 +44,7 @@ BEGIN, END = "<!-- results-table:begin -->", "<!-- results-table:end -->"
 def assignments(name: str) -> list[str]:
     files, extra, _ = ROWS[name]
     merged: dict[str, str] = {}
-    for item in [a for f in files for a in overrides.read_overrides(ROOT / f)] + extra + BUDGET:
+    for item in [a for f in files for a in overlays.assignments(overlays.read(ROOT / f))] + extra + BUDGET:
         key, _, value = item.partition("=")
         merged[key] = value
     return [f"{k}={v}" for k, v in merged.items()]

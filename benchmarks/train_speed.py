@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from ganpipe.gan import devices
 from ganpipe.gan.losses import LOSSES
 from ganpipe.gan.models import build
 from ganpipe.gan.train import train
-from ganpipe.params import config, overrides
+from ganpipe.params import config, overlays
 
 
 class PerItemMNIST(Dataset):
@@ -90,7 +91,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cfg = config.load(args.params)
     train_split = split.split_holdout(datasets.load_source(cfg.data), cfg.data.holdout_fraction, cfg.data.seed)[0]
-    seed_tree = overrides.apply_overrides(cfg.raw, overrides.read_overrides("configs/seed_recipe.args"))
+    seed_tree = overlays.merge(cfg.raw, overlays.read(Path("configs/seed_recipe.yaml")))
     seed = config.from_dict(seed_tree)
     native, fact = devices.bf16_support(torch.device("cpu"))
     print(f"threads={args.threads} steps~{args.steps} batch={cfg.train.batch_size} bf16 {fact} (images/s, higher "

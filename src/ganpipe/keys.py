@@ -1,6 +1,7 @@
 """Names shared by the pipeline, tracking, reproduce and reports, written once: the MLflow tags that say where a
 run's numbers came from, and the prefixes of the score metrics (eval/* for samples, eval_real/* for the ceiling)."""
 
+CONFIG_TAG = "ganpipe.config"  # the configs/ overlays a run applied, joined by '+' ('params.yaml' when none)
 MODEL_URI_TAG = "ganpipe.model_uri"  # models:/<id> of the generator logged as an MLflow model
 GENERATOR_TAG = "ganpipe.generator_sha256"  # the generator file a training run wrote (and an evaluation scored)
 PRECISION_TAG = "train.precision_resolved"  # fp32 | bf16: what train.precision (e.g. auto) resolved to on the machine

@@ -113,3 +113,34 @@ def stop_queue_workers(repo: Path) -> list[int]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     return found
+
+
+def open_in_chromium(page: Path) -> dict | None:
+    """A local HTML file as headless Chromium renders it: {'text': the visible text, 'images': [(alt, natural
+    width, natural height)], 'requests': URLs the page fetched beyond itself}; None when no browser can be had
+    here (checks/mlflow_ui.py installs Debian's chromium and chromium-driver with apt-get when it can)."""
+    import time
+
+    sys.path.insert(0, str(ROOT / "checks"))
+    import mlflow_ui
+
+    if mlflow_ui.ensure_browser():
+        return None
+    port = mlflow_ui.free_port()
+    driver = subprocess.Popen(["chromedriver", f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    browser = None
+    try:
+        browser = mlflow_ui.wait_until("chromedriver answering", lambda: mlflow_ui.Browser(port))
+        browser.open(page.resolve().as_uri())
+        deadline = time.time() + 30
+        while time.time() < deadline and not browser.js("return Array.from(document.images).every(i => i.complete)"):
+            time.sleep(0.2)
+        return {"text": browser.text(),
+                "images": [tuple(i) for i in browser.js(
+                    "return Array.from(document.images).map(i => [i.alt, i.naturalWidth, i.naturalHeight])")],
+                "requests": browser.js("return performance.getEntriesByType('resource').map(e => e.name)")}
+    finally:
+        if browser is not None:
+            browser.close()
+        driver.terminate()
+        driver.wait(timeout=30)

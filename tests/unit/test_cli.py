@@ -6,7 +6,19 @@ import pytest
 
 from ganpipe import cli
 
-VERBS = ("evaluate", "generate", "compare", "reproduce", "push", "pull", "train-node", "team", "import-runs")
+
+
+def _verbs() -> list[str]:
+    """Every verb the parser knows, so a new verb is checked without editing this file."""
+    import argparse
+
+    from ganpipe.cli.parser import build_parser
+
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return sorted(sub.choices)
+
+
+VERBS = _verbs()
 
 
 def test_version_names_ganpipe_and_the_versions_that_decide_its_numbers(capsys):
@@ -29,3 +41,7 @@ def test_every_verb_shows_an_example_in_its_help(verb, capsys):
         cli.main([verb, "--help"])
     out = capsys.readouterr().out
     assert "examples:" in out and f"ganpipe {verb}" in out.split("examples:")[1]
+
+
+def test_the_verbs_a_user_reaches_for_are_there():
+    assert {"run", "generate", "score", "compare", "evaluate", "reproduce"} <= set(VERBS)

@@ -5,7 +5,7 @@ import io
 import pytest
 
 from ganpipe import cli
-from ganpipe.keys import EVALUATES_TAG, PRECISION_TAG
+from ganpipe.keys import CONFIG_TAG, EVALUATES_TAG, PRECISION_TAG
 from ganpipe.params import config
 from ganpipe.track import tracking
 
@@ -73,3 +73,46 @@ def test_compare_filters_on_values_with_quotes_and_shows_which_run_an_evaluation
     assert cli.main(["compare", "--tag", "sweep=it's", "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [r["run"] for r in rows] == ["quoted"] and rows[0]["evaluates"] == ids["hinge-run"][:8]
+
+
+@pytest.fixture
+def seeded(tmp_path, monkeypatch):
+    """Two configs over three and two seeds, a re-run of one name (counted once), and an old untagged run."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    cfg = config.load(tmp_path / "params.yaml").tracking
+    runs = [("a-s0", "a", 10.0), ("a-s1", "a", 12.0), ("a-s2", "a", 14.0), ("b-s0", "b", 30.0),
+            ("b-s1", "b", 99.0), ("b-s1", "b", 40.0), ("old", None, 50.0)]
+    for name, group, fid in runs:
+        tags = {CONFIG_TAG: group} if group else {}
+        with tracking.start_run(cfg, run_name=name, params={"train.seed": name[-1]}, tags=tags) as run:
+            run.log_metrics(0, {"eval/fid": fid, "eval/is": fid / 10})
+    return tmp_path
+
+
+def test_group_by_config_gives_mean_std_and_n_per_group_and_error_bars(seeded, capsys):
+    assert cli.main(["compare", "--group-by", "config", "--format", "csv", "--plot", "groups.png"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out.split("\nwrote")[0])))
+    assert [(r["group"], r["n"]) for r in rows] == [("a", "3"), ("b", "2"), ("(none)", "1")]  # by mean FID
+    assert float(rows[0]["eval/fid_mean"]) == pytest.approx(12.0) and float(rows[0]["eval/fid_std"]) == \
+        pytest.approx(2.0)
+    assert float(rows[1]["eval/fid_mean"]) == pytest.approx(35.0)  # the newest b-s1 (40), not the replaced 99
+    assert rows[2]["eval/fid_std"] == ""  # one run: no spread to report
+    assert (seeded / "groups.png").read_bytes()[:4] == b"\x89PNG"
+    assert cli.main(["compare", "--group-by", "train.seed", "--sort", "eval/is", "--descending"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| train.seed | n | eval/fid | eval/is")
+    assert "| `1` | 2 | 26.0 ± 19.8 | 2.60 ± 1.98 |" in table  # a-s1 (12) and the newest b-s1 (40)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--group-by", "train.nope"], "--group-by 'train.nope': no such param or tag"),
+    (["--group-by", "config", "--sort", "eval/kid"], "--sort: no score 'eval/kid'"),
+    (["--group-by", "config", "--plot", "x.png", "--metrics", "eval/kid"], "--metrics: no score 'eval/kid'"),
+])
+def test_group_by_mistakes_are_one_clear_error(seeded, capsys, args, message):
+    assert cli.main(["compare", *args]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

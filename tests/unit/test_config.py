@@ -3,7 +3,7 @@ import torch
 
 from ganpipe.gan.losses import LOSSES
 from ganpipe.gan.models import ARCHITECTURES
-from ganpipe.params import config, overrides
+from ganpipe.params import config, overlays, overrides
 from ganpipe.params.config import ConfigError
 
 
@@ -123,27 +123,22 @@ def test_registries_match_the_names_config_allows():
 
 
 def test_seed_recipe_override_file_gives_the_articles_model(default_params):
-    """configs/seed_recipe.args (README: `dvc exp run $(cat configs/seed_recipe.args)`) stays valid."""
+    """configs/seed_recipe.yaml (docs/models.md: `ganpipe run seed_recipe`) stays valid."""
     from helpers import ROOT
 
-    assignments = overrides.read_overrides(ROOT / "configs" / "seed_recipe.args")
-    cfg = config.from_dict(overrides.apply_overrides(default_params, assignments))
+    cfg = config.from_dict(overlays.merge(default_params, overlays.read(ROOT / "configs" / "seed_recipe.yaml")))
     assert cfg.model.arch == "mlp" and cfg.model.g_hidden == (128, 256, 512, 1024)
     assert cfg.model.d_hidden == (1024, 512, 256, 128) and cfg.train.loss == "nonsaturating"
     assert (cfg.train.g_lr, cfg.train.d_lr) == (2e-4, 1e-4) and cfg.train.ema_decay is None
     assert not cfg.model.d_spectral_norm and cfg.train.precision == "fp32"
 
 
-def test_overrides_parse_yaml_values_and_reject_bad_lines(default_params, tmp_path):
+def test_overrides_parse_yaml_values_and_reject_bad_assignments(default_params):
     tree = overrides.apply_overrides(default_params, ["train.epochs=7", "model.g_hidden=[8,4]", "train.ema_decay=null"])
     assert tree["train"]["epochs"] == 7 and tree["model"]["g_hidden"] == [8, 4] and tree["train"]["ema_decay"] is None
     assert default_params["train"]["epochs"] != 7  # the input is not modified
     with pytest.raises(ConfigError, match="section.key=value"):
         overrides.apply_overrides(default_params, ["epochs=3"])
-    bad = tmp_path / "x.args"
-    bad.write_text("--set-param train.epochs=3\n")
-    with pytest.raises(ConfigError, match="every line must be"):
-        overrides.read_overrides(bad)
 
 
 @pytest.mark.parametrize("changes,message", [
@@ -214,14 +209,13 @@ def test_data_sizes_are_checked_against_every_stage(default_params):
 
 @pytest.mark.parametrize("name,shape", [("colour", (3, 32, 32)), ("cifar10_32", (3, 32, 32)),
                                         ("folder64_unlabelled", (3, 64, 64))])
-def test_colour_override_files_load_and_build_their_models(default_params, name, shape):
-    """configs/*.args (docs/your-images.md) stay valid params and build G and D for their image size."""
+def test_colour_configs_load_and_build_their_models(default_params, name, shape):
+    """configs/*.yaml (docs/your-images.md) stay valid params and build G and D for their image size."""
     from ganpipe.gan.models import build
 
     from helpers import ROOT
 
-    assignments = overrides.read_overrides(ROOT / "configs" / f"{name}.args")
-    cfg = config.from_dict(overrides.apply_overrides(default_params, assignments))
+    cfg = config.from_dict(overlays.merge(default_params, overlays.read(ROOT / "configs" / f"{name}.yaml")))
     assert cfg.data.channels == 3 and (cfg.data.image_size or 32) == shape[1]
     classes = 10 if cfg.model.conditional else 1
     G, D = build(cfg.model, shape, 0, classes)

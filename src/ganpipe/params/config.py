@@ -41,6 +41,8 @@ from ganpipe.params.rules import require as _require
 from ganpipe.params.rules import within as _within
 from ganpipe.params.typed import build_dataclass, check_names, flatten
 
+CONFIG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a configs/ file's stem, as tracking.config lists it
+
 
 @dataclass(frozen=True)
 class PathsConfig:
@@ -275,9 +277,14 @@ class EvaluateConfig:
 class TrackingConfig:
     enabled: bool
     experiment: str
+    # the configs/ overlays this run applied, in order (`ganpipe run` sets it; runs are tagged ganpipe.config)
+    config: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _require(bool(self.experiment.strip()), "tracking.experiment", "must be a non-empty name", self.experiment)
+        for name in self.config:
+            _require(bool(CONFIG_NAME.fullmatch(name)), "tracking.config",
+                     "entries must be config names such as colour (letters, digits, _ - .)", list(self.config))
 
 
 @dataclass(frozen=True)

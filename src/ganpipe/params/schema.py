@@ -49,27 +49,30 @@ def _type(hint: Any, key: str) -> dict:
     raise TypeError(f"no JSON schema type for {hint!r} ({key})")
 
 
-def _section(cls: type, name: str) -> dict:
+def _section(cls: type, name: str, partial: bool) -> dict:
     hints = typing.get_type_hints(cls)
     fields = [f.name for f in dataclasses.fields(cls)]
     doc = (cls.__doc__ or "").strip().split("\n")[0]
-    out = {"type": "object", "additionalProperties": False, "required": fields,
+    out = {"type": "object", "additionalProperties": False, **({} if partial else {"required": fields}),
            "properties": {f: _type(hints[f], f"{name}.{f}") for f in fields}}
     return ({"description": doc} | out) if doc and not doc.startswith(f"{cls.__name__}(") else out
 
 
-def schema() -> dict:
+def schema(partial: bool = False) -> dict:
+    """The schema of params.yaml; with `partial`, of a config overlay (configs/*.yaml): the same keys and types,
+    none of them required."""
     sections = {name: cls for name, cls in typing.get_type_hints(config.Config).items() if name in config.SECTIONS}
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "ganpipe params.yaml",
-            "type": "object", "additionalProperties": False, "required": list(sections),
-            "properties": {name: _section(cls, name) for name, cls in sections.items()}}
+    title = "ganpipe config overlay (configs/*.yaml)" if partial else "ganpipe params.yaml"
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": title,
+            "type": "object", "additionalProperties": False, **({} if partial else {"required": list(sections)}),
+            "properties": {name: _section(cls, name, partial) for name, cls in sections.items()}}
 
 
-def text() -> str:
-    return json.dumps(schema(), indent=1) + "\n"
+def text(partial: bool = False) -> str:
+    return json.dumps(schema(partial), indent=1) + "\n"
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m ganpipe.params.schema [--config] > FILE
     import sys
 
-    sys.stdout.write(text())
+    sys.stdout.write(text(partial="--config" in sys.argv[1:]))

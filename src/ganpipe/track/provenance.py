@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ganpipe.errors import ConfigError
-from ganpipe.keys import DATA_TAG
+from ganpipe.keys import CONFIG_TAG, DATA_TAG
 
 
 def git_tags(root: Path, outputs: list[str]) -> dict[str, str]:
@@ -52,6 +52,7 @@ def dvc_tags(cfg: Any = None, root: Path | None = None) -> dict[str, str]:
 def _params_changed(cfg: Any, root: Path, baseline: str) -> str:
     import yaml
 
+    from ganpipe.params.overlays import literal
     from ganpipe.params.overrides import changed_params
 
     shown = subprocess.run(["git", "show", f"{baseline}:params.yaml"], cwd=root, capture_output=True, text=True)
@@ -61,7 +62,7 @@ def _params_changed(cfg: Any, root: Path, baseline: str) -> str:
         changed = changed_params(cfg, yaml.safe_load(shown.stdout))
     except (ConfigError, yaml.YAMLError) as exc:  # the baseline may predate a params change
         return f"unknown (baseline params do not load: {str(exc)[:200]})"
-    return "; ".join(f"{k}={v}" for k, v in sorted(changed.items())) or "none"
+    return "; ".join(f"{k}={literal(v)}" for k, v in sorted(changed.items())) or "none"  # as `-S` takes them
 
 
 def machine(device_type: str = "cpu", gpu_name: str | None = None) -> dict[str, str]:
@@ -104,7 +105,13 @@ def stage_tags(cfg: Any) -> dict[str, str]:
     from ganpipe.track.store import project_root
 
     outputs = [str(v) for v in dataclasses.asdict(cfg.paths).values()]
-    return {**git_tags(Path.cwd(), outputs), **dvc_tags(cfg, project_root())}
+    return {**git_tags(Path.cwd(), outputs), **dvc_tags(cfg, project_root()), **config_tag(cfg.tracking.config)}
+
+
+def config_tag(configs: tuple[str, ...]) -> dict[str, str]:
+    """Which configs/ overlays a run applied (tracking.config, set by `ganpipe run`): what `ganpipe compare
+    --group-by config` and the MLflow UI group runs by."""
+    return {CONFIG_TAG: "+".join(configs) or "params.yaml"}
 
 
 def run_name(tags: dict[str, str], prefix: str, training_name: str | None = None) -> str:
