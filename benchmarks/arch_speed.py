@@ -44,17 +44,17 @@ def run(model_cfg, train_cfg, train_split, steps: int) -> tuple[float, int]:
     B = train_cfg.batch_size
     shape, one = tuple(train_split.images.shape[1:]), dataclasses.replace(train_cfg, epochs=1)
     G, D = build(model_cfg, shape, 0, 10)
-    train(G, D, train_split.images[: 5 * B], one, model_cfg.z_dim, labels=train_split.labels[: 5 * B], progress=False)
+    train(G, D, train_split.images[: 5 * B], one, model_cfg.z_dim, labels=train_split.labels[: 5 * B])
     G, D = build(model_cfg, shape, 0, 10)
     with FlopCounterMode(display=False) as counter:
-        train(G, D, train_split.images[:B], one, model_cfg.z_dim, labels=train_split.labels[:B], progress=False)
+        train(G, D, train_split.images[:B], one, model_cfg.z_dim, labels=train_split.labels[:B])
     epochs = max(1, round(steps * B / len(train_split.images)))
     G, D = build(model_cfg, shape, 0, 10)
     if train_cfg.device == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
     result = train(G, D, train_split.images, dataclasses.replace(train_cfg, epochs=epochs), model_cfg.z_dim,
-                   labels=train_split.labels, progress=False)
+                   labels=train_split.labels)
     if train_cfg.device == "cuda":
         torch.cuda.synchronize()
     return result.images_seen / (time.perf_counter() - start), counter.get_total_flops()

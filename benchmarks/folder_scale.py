@@ -92,7 +92,7 @@ from ganpipe.gan.train import train
 cfg = config.load("params.yaml")
 info, split, _ = read_prepared("data/prepared")
 G, D = build(cfg.model, tuple(info["image_shape"]), 0, info["num_classes"])
-result = train(G, D, split.images, cfg.train, cfg.model.z_dim, labels=split.labels, progress=False)
+result = train(G, D, split.images, cfg.train, cfg.model.z_dim, labels=split.labels)
 open("status.txt", "w").write(open("/proc/self/status").read())
 print(json.dumps({"images_seen": result.images_seen}))
 """

@@ -41,7 +41,7 @@ def ganpipe_arm(cfg, train_split, seconds: float, n: int, device: str) -> tuple[
     """ganpipe's loop until `seconds` have passed (checked at each epoch's end), then n samples from the EMA."""
     from ganpipe.gan.models import build
     from ganpipe.gan.sampling import generate
-    from ganpipe.gan.train import train
+    from ganpipe.gan.train import Hooks, train
 
     num_classes = int(train_split.labels.max()) + 1
     G, D = build(cfg.model, tuple(train_split.images.shape[1:]), cfg.train.seed, num_classes)
@@ -59,8 +59,8 @@ def ganpipe_arm(cfg, train_split, seconds: float, n: int, device: str) -> tuple[
             raise OutOfTime
 
     try:
-        train(G, D, train_split.images, train_cfg, cfg.model.z_dim, labels=train_split.labels, log=log,
-              progress=False, after_step=after_step)
+        train(G, D, train_split.images, train_cfg, cfg.model.z_dim, labels=train_split.labels,
+              hooks=Hooks(log=log, after_step=after_step))
     except OutOfTime:
         pass
     took = time.perf_counter() - start

@@ -37,8 +37,7 @@ def main() -> None:
         train_cfg = dataclasses.replace(cfg.train, precision=precision, epochs=args.epochs, device="cpu")
         G, D = build(cfg.model, shape, train_cfg.seed, k)
         start = time.perf_counter()
-        result = train(G, D, train_split.images, train_cfg, cfg.model.z_dim, labels=train_split.labels,
-                       progress=False)
+        result = train(G, D, train_split.images, train_cfg, cfg.model.z_dim, labels=train_split.labels)
         seconds = time.perf_counter() - start
         gen = sampling.Generator(result.generator, cfg.model, k, shape)
         labels = sampling.requested_labels(args.samples, None, gen)

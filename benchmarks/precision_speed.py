@@ -22,7 +22,7 @@ import torch
 from ganpipe.data import datasets
 from ganpipe.gan import devices
 from ganpipe.gan.models import build
-from ganpipe.gan.train import train
+from ganpipe.gan.train import Hooks, train
 from ganpipe.params import config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,8 +47,8 @@ def step_times(cfg: config.Config, precision: str, steps: int, warm: int = 3) ->
     train_cfg = dataclasses.replace(cfg.train, precision=precision, epochs=1, device="cpu",
                                     checkpoint_every_s=86_400, grid_every_s=86_400)
     marks = []
-    train(G, D, split.images, train_cfg, cfg.model.z_dim, labels=split.labels, progress=False,
-          after_step=lambda step, *_: marks.append(time.perf_counter()))
+    train(G, D, split.images, train_cfg, cfg.model.z_dim, labels=split.labels,
+          hooks=Hooks(after_step=lambda step, *_: marks.append(time.perf_counter())))
     return [b - a for a, b in zip(marks[warm - 1 :], marks[warm:])]
 
 

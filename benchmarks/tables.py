@@ -6,7 +6,8 @@
 
 A block in docs/*.md is the text between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`: the command that
 printed it, the machine (CPU model, the flags that decide bf16, cores, torch) and the script's output verbatim.
-Long blocks (arch_speed, precision_quality) run only when named. The colour comparison and the results table
+Long blocks (inception_speed, pipeline_time, arch_speed, precision_quality and
+the AVX2 pipeline) run only when named. The colour comparison and the results table
 keep their own commands (benchmarks/colour_results.py, benchmarks/results_table.py show --write).
 """
 from __future__ import annotations
@@ -32,9 +33,17 @@ class Block:
     env: tuple[tuple[str, str], ...] = ()
 
 
+AVX2 = (("ONEDNN_MAX_CPU_ISA", "AVX2"),)  # oneDNN held below AVX512-BF16: what a CPU without native bf16 shows
+
 BLOCKS = {
     "train_speed": Block(("benchmarks/train_speed.py",), True),
     "eval_speed": Block(("benchmarks/eval_speed.py",), True),
+    "precision_speed": Block(("benchmarks/precision_speed.py",), True),
+    "precision_speed_avx2": Block(("benchmarks/precision_speed.py",), True, AVX2),
+    "tracking_overhead": Block(("benchmarks/tracking_overhead.py",), True),
+    "inception_speed": Block(("benchmarks/inception_speed.py",), False),
+    "pipeline_time": Block(("benchmarks/pipeline_time.py",), False),
+    "pipeline_time_avx2": Block(("benchmarks/pipeline_time.py",), False, AVX2),
     "arch_speed": Block(("benchmarks/arch_speed.py",), False),
     "precision_quality": Block(("benchmarks/precision_quality.py",), False),
 }

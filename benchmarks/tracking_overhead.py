@@ -16,7 +16,7 @@ from ganpipe.data import datasets, split
 from ganpipe.data.images import make_grid
 from ganpipe.gan import sampling
 from ganpipe.gan.models import build
-from ganpipe.gan.train import fixed_noise, train
+from ganpipe.gan.train import Hooks, fixed_noise, train
 from ganpipe.params import config
 from ganpipe.track import tracking
 
@@ -40,9 +40,9 @@ def main() -> None:
             G, D = build(cfg.model, shape, train_cfg.seed, 10)
             t0, before = time.perf_counter(), run.seconds
             result = train(G, D, train_split.images, train_cfg, cfg.model.z_dim, labels=train_split.labels,
-                           log=run.log_metrics,
-                           log_images=lambda e, imgs: run.log_image(e, "samples", make_grid(imgs, rows)),
-                           grid=fixed_noise(rows * rows, cfg.model.z_dim, 0, 10), progress=False)
+                           hooks=Hooks(log=run.log_metrics,
+                                       log_images=lambda e, imgs: run.log_image(e, "samples", make_grid(imgs, rows)),
+                                       grid=fixed_noise(rows * rows, cfg.model.z_dim, 0, 10)))
             weights = Path(tmp) / "generator.safetensors"  # logged as the train stage logs it
             sampling.save_generator(result.generator, weights, cfg.model, shape, 10)
             run.log_generator(weights, shape)
