@@ -18,6 +18,21 @@ def _fixed_threads():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _store_env_restored():
+    """mlflow.set_tracking_uri also sets $MLFLOW_TRACKING_URI: a test that connects to a store in-process must
+    not hand that store to the tests after it (DVC_ROOT likewise)."""
+    import os
+
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "DVC_ROOT")}
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture
 def default_params() -> dict:
     return yaml.safe_load((ROOT / "params.yaml").read_text())

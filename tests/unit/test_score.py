@@ -106,6 +106,8 @@ def test_the_held_out_split_is_fixed_and_disjoint():
 def test_bad_sets_are_one_line_and_no_traceback(tmp_path, monkeypatch, capsys, make, message):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GANPIPE_CACHE", str(tmp_path / "cache"))
+    for var in ("MLFLOW_TRACKING_URI", "DVC_ROOT"):  # no store around: a missing name is not looked up as a run
+        monkeypatch.delenv(var, raising=False)
     _folder(tmp_path / "good", 12)
     make(tmp_path / "bad")
     bad = "bad.npz" if (tmp_path / "bad.npz").exists() else "bad"
