@@ -12,13 +12,18 @@ from ganpipe.track import tracking
 from helpers import ROOT
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch):
+def _project(tmp_path, monkeypatch) -> config.TrackingConfig:
+    """A project folder with its own MLflow store, as the working directory; its tracking params."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
     (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
-    cfg = config.load(tmp_path / "params.yaml").tracking
+    return config.load(tmp_path / "params.yaml").tracking
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    cfg = _project(tmp_path, monkeypatch)
     ids = {}
     for name, loss, fid, sweep in (("hinge-run", "hinge", 20.0, "s1"), ("bce-run", "bce", 90.0, "s1"),
                                    ("other", "lsgan", 50.0, "s2"), ("quoted", "hinge", 30.0, "it's")):
@@ -78,11 +83,7 @@ def test_compare_filters_on_values_with_quotes_and_shows_which_run_an_evaluation
 @pytest.fixture
 def seeded(tmp_path, monkeypatch):
     """Two configs over three and two seeds, a re-run of one name (counted once), and an old untagged run."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
-    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
-    cfg = config.load(tmp_path / "params.yaml").tracking
+    cfg = _project(tmp_path, monkeypatch)
     runs = [("a-s0", "a", 10.0), ("a-s1", "a", 12.0), ("a-s2", "a", 14.0), ("b-s0", "b", 30.0),
             ("b-s1", "b", 99.0), ("b-s1", "b", 40.0), ("old", None, 50.0)]
     for name, group, fid in runs:

@@ -65,8 +65,9 @@ def _has_store() -> bool:
 def _side(given: str, req: Request, tracking: TrackingConfig) -> ImageSet:
     if Path(given).exists():
         return open_set(given, req.value_range).subset(req.n, twosets.SEED)
-    if "/" in given or Path(given).suffix or not _has_store():
-        raise SamplesError(f"{given}: no such folder or file" + ("" if _has_store() else
+    store = _has_store()
+    if "/" in given or Path(given).suffix or not store:
+        raise SamplesError(f"{given}: no such folder or file" + ("" if store else
                            " (and no MLflow store here in which it could name a training run)"))
     return _from_run(given, req.n or DEFAULT_N_FROM_RUN, tracking)
 

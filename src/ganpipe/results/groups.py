@@ -46,7 +46,8 @@ def summarize(runs: pd.DataFrame, by: str) -> tuple[pd.DataFrame, list[str]]:
     return pd.DataFrame(rows), names
 
 
-def _mean_std(name: str, mean: float, std: float) -> str:
+def mean_std(name: str, mean: float, std: float) -> str:
+    """'12.0 ± 2.0' in the score's format; the mean alone when std is NaN (one run), '–' when there is none."""
     if math.isnan(mean):
         return "–"
     return scores.shown(name, mean) + ("" if math.isnan(std) else " ± " + scores.shown(name, std))
@@ -58,7 +59,7 @@ def markdown(summary: pd.DataFrame, names: list[str], by: str) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, row in summary.iterrows():
         cells = [f"`{row['group']}`", str(int(row["n"]))]
-        cells += [_mean_std(name, row[f"{name}_mean"], row[f"{name}_std"]) for name in names]
+        cells += [mean_std(name, row[f"{name}_mean"], row[f"{name}_std"]) for name in names]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

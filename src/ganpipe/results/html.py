@@ -8,12 +8,13 @@ import io
 import math
 import statistics
 
-from ganpipe.keys import CONFIG_TAG, INCEPTION_PREFIX
+from ganpipe.keys import CONFIG_TAG, DATA_TAG, GENERATOR_TAG, INCEPTION_PREFIX, MODEL_URI_TAG, PRECISION_TAG
 from ganpipe.results import scores
+from ganpipe.results.groups import mean_std
 
 PROVENANCE = ("git.commit", "git.dirty", "dvc.exp_name", "dvc.exp_baseline", "dvc.params_changed", CONFIG_TAG,
-              "data.name", "data.sha256", "data.image_shape", "ganpipe.generator_sha256", "ganpipe.model_uri",
-              "train.precision_resolved", "train.device", "env.cpu", "env.gpu", "env.torch", "env.bf16")
+              "data.name", DATA_TAG, "data.image_shape", GENERATOR_TAG, MODEL_URI_TAG, PRECISION_TAG,
+              "train.device", "env.cpu", "env.gpu", "env.torch", "env.bf16")
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}
 td.n{text-align:right;font-variant-numeric:tabular-nums}figure{display:inline-block;margin:0 .5em .5em 0}
@@ -103,8 +104,7 @@ def group_table(reports: list) -> str:
     for key in score_keys({k: v for r in reports for k, v in r.scores.items()}):
         values = [r.scores[f"eval/{key}"] for r in reports if f"eval/{key}" in r.scores]
         std = statistics.stdev(values) if len(values) > 1 else math.nan
-        cell = scores.shown(key, statistics.fmean(values)) + ("" if math.isnan(std) else f" ± {scores.shown(key, std)}")
-        rows.append([_e(_label(key)), _e(cell), str(len(values))])
+        rows.append([_e(_label(key)), _e(mean_std(key, statistics.fmean(values), std)), str(len(values))])
     return _table(["score", "mean ± std", "n"], rows)
 
 
