@@ -1,7 +1,7 @@
 """Training speed per architecture, batch size and precision on this machine, plus the MLP's achieved FLOP/s.
 
 For each of the seed's MLP and the default DCGAN (the params.yaml config; the MLP from
-configs/seed_recipe.args) at batch 64 and 256, in fp32 and bf16: images/s of ganpipe's training loop
+configs/seed_recipe.yaml) at batch 64 and 256, in fp32 and bf16: images/s of ganpipe's training loop
 (real images shown to D per second, EMA off). For the MLP at batch 256 it also counts the FLOPs of one
 training step (torch's FlopCounterMode: every matmul that actually runs, forward and backward) and divides the
 achieved FLOP/s by this machine's fp32 matmul peak, measured here on a large square product.

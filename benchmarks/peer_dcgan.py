@@ -10,6 +10,7 @@ the time another trainer took.
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import torch
 from torch import nn
@@ -52,8 +53,11 @@ def discriminator(ndf: int = 64, nc: int = 3, size: int = 32) -> nn.Module:
 
 
 def train(dataset, seconds: float, size: int = 32, batch_size: int = 64, workers: int = 2, seed: int = 0,
-          nz: int = 100, device: str = "cpu") -> tuple[nn.Module, dict]:
-    """Train until `seconds` of wall-clock have passed; (G in eval mode, on the CPU; stats)."""
+          nz: int = 100, device: str = "cpu", snapshots: tuple[float, ...] = (),
+          snapshot: Callable[[nn.Module, float, dict], None] | None = None) -> tuple[nn.Module, dict]:
+    """Train until `seconds` of wall-clock have passed; (G in eval mode, on the CPU; stats). At each of
+    `snapshots` (seconds of training) `snapshot(G, budget, stats)` is called, off the clock, so one training
+    stands for several shorter ones."""
     torch.manual_seed(seed)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
                                          persistent_workers=workers > 0)
@@ -61,8 +65,11 @@ def train(dataset, seconds: float, size: int = 32, batch_size: int = 64, workers
     criterion = nn.BCELoss()
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    start, steps, epochs, images = time.perf_counter(), 0, 0, 0
-    while time.perf_counter() - start < seconds:
+    pending = sorted(b for b in snapshots if b < seconds)
+    steps, epochs, images, paused = 0, 0, 0, 0.0
+    start = time.perf_counter()
+    clock = lambda: time.perf_counter() - start - paused  # noqa: E731  (training seconds, snapshots left out)
+    while clock() < seconds:
         for real, _ in loader:
             real = real.to(device)
             b = real.size(0)
@@ -80,10 +87,15 @@ def train(dataset, seconds: float, size: int = 32, batch_size: int = 64, workers
             err_g.backward()
             opt_g.step()
             steps, images = steps + 1, images + b
-            if time.perf_counter() - start >= seconds:
+            if pending and clock() >= pending[0]:
+                began = time.perf_counter()
+                snapshot(G.eval(), pending.pop(0), {"steps": steps, "images_seen": images, "train_s": clock()})
+                G.train()
+                paused += time.perf_counter() - began
+            if clock() >= seconds:
                 break
         epochs += 1
-    took = time.perf_counter() - start
+    took = clock()
     return G.eval().cpu(), {"steps": steps, "epochs_started": epochs, "images_seen": images, "train_s": took,
                       "images_per_s": images / took, "loss_d": (err_real + err_fake).item(), "loss_g": err_g.item()}
 
@@ -91,6 +103,7 @@ def train(dataset, seconds: float, size: int = 32, batch_size: int = 64, workers
 @torch.no_grad()
 def sample(G: nn.Module, n: int, seed: int = 0, nz: int = 100, batch: int = 500) -> torch.Tensor:
     """n images as uint8 [n, 3, H, W] (the range the example's Normalize(0.5) maps back from)."""
-    g = torch.Generator().manual_seed(seed)
-    out = [G(torch.randn(min(batch, n - i), nz, 1, 1, generator=g)) for i in range(0, n, batch)]
+    g = torch.Generator().manual_seed(seed)  # drawn on the CPU: the same noise whatever device G is on
+    device = next(G.parameters()).device
+    out = [G(torch.randn(min(batch, n - i), nz, 1, 1, generator=g).to(device)).cpu() for i in range(0, n, batch)]
     return ((torch.cat(out).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

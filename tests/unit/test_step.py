@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from torch.overrides import TorchFunctionMode
 
 from ganpipe.data import datasets
 from ganpipe.errors import ConfigError
-from ganpipe.gan import compiled
+from ganpipe.gan import compiled, devices
 from ganpipe.gan import train as train_module
 from ganpipe.gan.models import build
 from ganpipe.gan.train import fixed_noise, train
@@ -153,3 +154,46 @@ def test_on_a_gpu_the_step_loop_never_synchronises(tiny_params, monkeypatch, mod
                                 augment=("translation", "cutout"), r1_weight=1.0)
     result = run(model_cfg, train_cfg, datasets.synthetic(96))
     assert len(calls) == 6 and all(math.isfinite(v) for row in result.history for v in row.values())
+
+
+@pytest.fixture
+def deterministic_state_restored():
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.utils.deterministic.fill_uninitialized_memory, torch.backends.cudnn.deterministic,
+             torch.backends.cudnn.benchmark, os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+    os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    yield
+    torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+    torch.utils.deterministic.fill_uninitialized_memory = saved[2]
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[3], saved[4]
+    os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    if saved[5] is not None:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = saved[5]
+
+
+def test_deterministic_kernels_are_asked_for_on_a_gpu_and_a_cpu_is_left_alone(deterministic_state_restored):
+    """No GPU is needed to set the switches: what train.deterministic sets for a cuda device, and that a CPU run
+    sets nothing (its kernels already repeat; the mode would only add work)."""
+    devices.set_deterministic(torch.device("cpu"), True)
+    assert not torch.are_deterministic_algorithms_enabled() and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    devices.set_deterministic(torch.device("cuda"), True)
+    assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+    assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    assert not torch.utils.deterministic.fill_uninitialized_memory
+    devices.set_deterministic(torch.device("cuda"), False)
+    assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.deterministic
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_a_deterministic_run_repeats_bitwise(tiny_params, deterministic_state_restored):
+    """What docs/reproducing.md claims for a GPU: with train.deterministic (the default), eager training with
+    the ops most likely to vary (DiffAugment's indexing backward, cuDNN convolutions, the label embedding, bf16
+    autocast) gives the same bytes twice in one process on the same GPU."""
+    model_cfg, train_cfg = tiny(tiny_params, device="cuda", precision="auto", deterministic=True,
+                                augment=("translation", "cutout"), ema_decay=0.9, epochs=3)
+    split = datasets.synthetic(96)
+    a, b = run(model_cfg, train_cfg, split), run(model_cfg, train_cfg, split)
+    assert a.history == b.history
+    for (name, x), y in zip(a.generator.state_dict().items(), b.generator.state_dict().values()):
+        assert torch.equal(x, y), name

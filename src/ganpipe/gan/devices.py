@@ -97,6 +97,23 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return contextlib.nullcontext()
 
 
+def set_deterministic(device: torch.device, on: bool) -> None:
+    """train.deterministic on a GPU. cuDNN's fastest convolution backward kernels and the scatter-add behind
+    DiffAugment's indexing backward add with atomics, in an order that varies from run to run, so the bytes of a
+    GPU training drift apart after the first step. Deterministic mode makes PyTorch pick the deterministic kernel
+    for each op (warning, not failing, where an op has none); cuBLAS needs its fixed workspace for it. A CPU
+    is left alone: its kernels already repeat for a fixed thread count, and the mode would only add work there.
+    The mode is global to the process, as torch keeps it; the last training's setting stands."""
+    if device.type != "cuda":
+        return
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts: set before any matmul
+    torch.use_deterministic_algorithms(on, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False  # NaN-filling torch.empty: kernels for nothing
+    torch.backends.cudnn.deterministic = on
+    torch.backends.cudnn.benchmark = False  # autotuning may pick another algorithm on the next run
+
+
 def generator(device: torch.device, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 

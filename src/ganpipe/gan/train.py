@@ -164,6 +164,7 @@ def train(
         raise ConfigError("model.conditional needs labelled data (a class per image); set model.conditional: false")
     checked = checked or plan(cfg, len(images), num_classes, conditional, replicas.world)
     device, precision = checked.device, checked.precision
+    devices.set_deterministic(device, cfg.deterministic)
     labels = torch.zeros(len(images), dtype=torch.int64) if labels is None else labels
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed + RANK_SEED * replicas.rank)  # the global RNG is used only by dropout

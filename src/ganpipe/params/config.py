@@ -167,6 +167,7 @@ class TrainConfig:
     ema_decay: Optional[float]  # keep an exponential moving average of G's weights; sampling uses it. null = off
     precision: str  # auto = bf16 where the device does it natively, else fp32 | fp32 | bf16 (autocast)
     compile: str  # none | a torch.compile mode for the step's forward passes
+    deterministic: bool  # GPU: deterministic kernels only, so a run repeats bitwise (CPUs always do)
     device: str  # auto = cuda when a GPU is visible, else cpu
     checkpoint_every_s: float  # seconds between resume checkpoints, taken at an epoch's end; 0 = every epoch
     grid_every_s: float  # seconds between the per-epoch image grids (the first and last always); 0 = every epoch

@@ -132,6 +132,11 @@ def _train(cfg: Config, replicas: Replicas) -> dict | None:
                 note(f"stopped; `dvc repro` with the same params resumes from {checkpoint_path}")
             raise
         train_seconds = time.perf_counter() - start
+        images_trained = result.images_seen * (cfg.train.epochs - result.resumed_from) / cfg.train.epochs
+        epochs = cfg.train.epochs - result.resumed_from
+        note(f"trained {epochs} epoch{'s' * (epochs != 1)} in {train_seconds:.1f} s "
+             f"({images_trained / train_seconds:,.0f} images/s); per-epoch work (grids, checkpoints, logging): "
+             f"{result.epoch_work_s / result.seconds:.1%} of it")
         generator = cfg.paths.generator
         sampling.save_generator(result.generator, generator, cfg.model, shape, num_classes)
         write_text(cfg.paths.train_losses, _losses_csv(result.history))
@@ -144,7 +149,6 @@ def _train(cfg: Config, replicas: Replicas) -> dict | None:
         model_uri = run.log_generator(generator, shape)
         if model_uri:
             note(f"generator logged as an MLflow model: mlflow.pyfunc.load_model({model_uri!r})")
-        images_trained = result.images_seen * (cfg.train.epochs - result.resumed_from) / cfg.train.epochs
         run.log_metrics(cfg.train.epochs, {
             "time/train_s": train_seconds,
             "time/images_per_s": images_trained / train_seconds,
