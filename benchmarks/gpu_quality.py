@@ -117,7 +117,12 @@ def train_all(args) -> None:
 
     for name, extra in ARMS.items():
         cfg = config.from_dict(overrides.apply_overrides(base, extra + args.set))
-        for seconds, (fake, numbers) in ganpipe_arm(cfg, train_split, budgets, args.n, device).items():
+        try:
+            done = ganpipe_arm(cfg, train_split, budgets, args.n, device)
+        except Exception as exc:  # one arm that fails (out of memory, say) must not cost the others their turn
+            print(name, "failed:", type(exc).__name__, str(exc).splitlines()[0][:200], flush=True)
+            continue
+        for seconds, (fake, numbers) in done.items():
             keep(name, seconds, fake, numbers)
     G, last = peer_dcgan.train(Subset(full, train_idx.tolist()), budgets[-1], size=size, device=device,
                                snapshots=tuple(budgets[:-1]),

@@ -191,7 +191,12 @@ def main() -> None:
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats()
                 window = Window(device, args.profile)
-                r = fn(window)
+                try:
+                    r = fn(window)
+                except Exception as exc:  # one row that cannot run (no Triton, out of memory) must not end the rest
+                    print(f"| {arm} | {batch} | {precision} | {mode_} | {det} | failed: "
+                          f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]} |", flush=True)
+                    continue
                 if arm == "peer":
                     peer_speed[batch] = r["images_per_s"]
                 ratio = f"{r['images_per_s'] / peer_speed[batch]:.2f}x" if batch in peer_speed else "-"

@@ -129,6 +129,8 @@ def _score_verb(verb) -> None:
     sc.add_argument("--json", type=Path, metavar="OUT", help="also write the scores and protocol as JSON")
     sc.add_argument("--batch-size", type=int, help="images per Inception pass (default: evaluate.inception_batch)")
     sc.add_argument("--value-range", choices=list(RANGES), help="what float pixels of an array file mean")
+    sc.add_argument("--seed", type=int, default=0, help="the noise seed a training run's generator draws from "
+                                                        "(default 0: the images `ganpipe generate RUN` writes)")
 
 
 def _run_verb(verb) -> None:

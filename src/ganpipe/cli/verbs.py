@@ -213,7 +213,7 @@ def score(args: argparse.Namespace, tracking: config.TrackingConfig) -> str:
     in_project = Path(args.params).is_file()
     options = config.load(args.params).evaluate if in_project else scoring.default_evaluate()
     req = scoring.Request(args.real, args.fake, args.n, args.json, args.batch_size or options.inception_batch,
-                          args.value_range)
+                          args.value_range, args.seed)
     result = scoring.run(req, options, tracking)
     return scoring.table(result) + (f"\nwrote {args.json}" if args.json else "")
 

@@ -2,7 +2,7 @@
 project or outside one (no dvc, no params.yaml needed), offline, on a GPU when one is visible.
 
 Each side is a folder of images (any size and mode), an array file (.npz, .npy, .pt, .safetensors), or a
-ganpipe training run (its id or DVC experiment name), whose generator then draws --n images (seed 0). The
+ganpipe training run (its id or DVC experiment name), whose generator then draws --n images (from --seed). The
 evaluate section of params.yaml, when there is one, sets the score options; else params.yaml's defaults do.
 """
 from __future__ import annotations
@@ -40,18 +40,19 @@ class Request:
     json: Path | None = None
     batch_size: int = 16
     value_range: str | None = None  # what float pixels of an array file mean
+    seed: int = 0  # the noise a training run's generator draws from (as `ganpipe generate --seed`)
 
 
-def _from_run(source: str, n: int, tracking: TrackingConfig) -> ImageSet:
-    """--n images drawn from the generator of the training run `source` names (seed 0)."""
+def _from_run(source: str, n: int, seed: int, tracking: TrackingConfig) -> ImageSet:
+    """--n images drawn from the generator of the training run `source` names, from `seed`."""
     from ganpipe.gan import sampling
     from ganpipe.pipeline import generate
 
     with tempfile.TemporaryDirectory() as scratch:
         gen, origin = generate.load(source, tracking, Path(scratch))
-    images = sampling.draw(gen.net, sampling.noise(n, gen.model.z_dim, 0, None),
+    images = sampling.draw(gen.net, sampling.noise(n, gen.model.z_dim, seed, None),
                            sampling.requested_labels(n, None, gen), 500, progress=n > 5000)
-    return ImageSet(f"{n} images from {origin}", array=images, content="")
+    return ImageSet(f"{n} images from {origin} (seed {seed})", array=images, content="")
 
 
 def _has_store() -> bool:
@@ -69,7 +70,7 @@ def _side(given: str, req: Request, tracking: TrackingConfig) -> ImageSet:
     if "/" in given or Path(given).suffix or not store:
         raise SamplesError(f"{given}: no such folder or file" + ("" if store else
                            " (and no MLflow store here in which it could name a training run)"))
-    return _from_run(given, req.n or DEFAULT_N_FROM_RUN, tracking)
+    return _from_run(given, req.n or DEFAULT_N_FROM_RUN, req.seed, tracking)
 
 
 def run(req: Request, cfg: EvaluateConfig, tracking: TrackingConfig) -> dict:
