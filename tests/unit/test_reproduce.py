@@ -78,6 +78,16 @@ def test_the_resolved_precision_is_part_of_the_machine_kind():
     assert precision_row(target(machine=MACHINE), made).result == "not recorded"
 
 
+def test_a_gpu_run_without_deterministic_kernels_is_judged_with_the_tolerance(default_params):
+    """Same GPU kind, but train.deterministic: false lets atomics reorder sums: bytes cannot be asked for."""
+    gpu = {**MACHINE, "env.gpu": "NVIDIA H200", "train.device": "cuda"}
+    loose = {**default_params, "train": {**default_params["train"], "deterministic": False}}
+    tolerance, why = expected_mode(target(machine=gpu, params=loose), gpu, None)
+    assert tolerance == 0.1 and "train.deterministic: false" in why
+    assert expected_mode(target(machine=gpu, params=default_params), gpu, None)[0] is None  # deterministic: exact
+    assert expected_mode(target(machine=MACHINE, params=loose), MACHINE, None)[0] is None  # a CPU always repeats
+
+
 @pytest.fixture
 def git_repo(tmp_path, default_params):
     def git(*args):

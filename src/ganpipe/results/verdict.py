@@ -107,6 +107,10 @@ def expected_mode(target: Any, local: dict[str, str], tolerance: float | None) -
     if differ:
         return DEFAULT_TOLERANCE, (f"tolerance {DEFAULT_TOLERANCE:.0%} (each score by its kind): another machine "
                                    f"kind ({'; '.join(differ)})")
+    if target.machine.get("train.device") == "cuda" and (target.params or {}).get("train", {}).get(
+            "deterministic") is False:
+        return DEFAULT_TOLERANCE, (f"tolerance {DEFAULT_TOLERANCE:.0%} (each score by its kind): it trained on a GPU "
+                                   f"with train.deterministic: false, whose kernels do not repeat bitwise")
     return None, "exact: same torch build, processor, device and precision, same params (thread count included)"
 
 
