@@ -37,6 +37,7 @@ bench: $(STAMP)
 	PATH=$(BIN):$$PATH python benchmarks/precision_speed.py
 	PATH=$(BIN):$$PATH python benchmarks/precision_quality.py
 	PATH=$(BIN):$$PATH python benchmarks/eval_speed.py
+	PATH=$(BIN):$$PATH python benchmarks/fid_speed.py
 	PATH=$(BIN):$$PATH python benchmarks/inception_speed.py
 	PATH=$(BIN):$$PATH python benchmarks/tracking_overhead.py
 	PATH=$(BIN):$$PATH python benchmarks/pipeline_time.py

@@ -41,6 +41,7 @@ BLOCKS = {
     "precision_speed": Block(("benchmarks/precision_speed.py",), True),
     "precision_speed_avx2": Block(("benchmarks/precision_speed.py",), True, AVX2),
     "tracking_overhead": Block(("benchmarks/tracking_overhead.py",), True),
+    "fid_speed": Block(("benchmarks/fid_speed.py",), True),
     "inception_speed": Block(("benchmarks/inception_speed.py",), False),
     "pipeline_time": Block(("benchmarks/pipeline_time.py",), False),
     "pipeline_time_avx2": Block(("benchmarks/pipeline_time.py",), False, AVX2),

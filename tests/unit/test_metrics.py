@@ -164,3 +164,43 @@ def test_fid_infinity_removes_most_of_the_small_n_bias():
         assert fids[0] > fids[-1]  # FID falls as n grows
         inf_err.append(abs(value - true))
     assert sum(inf_err) < sum(finite_err) / 3, (inf_err, finite_err)
+
+
+def _reference(d: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(d, d, generator=g, dtype=torch.float64) / d**0.5
+    return torch.randn(d, generator=g, dtype=torch.float64) * 0.1, a @ a.T + 0.1 * torch.eye(d, dtype=torch.float64)
+
+
+def test_a_set_smaller_than_the_feature_dimension_takes_the_small_matrix_path_to_the_same_fid():
+    """frechet_distance_to reads tr((S1 S2)^1/2) off an N x N matrix when N <= F (S1 has rank < N); it must equal
+    the F x F square-root path of frechet_distance, and be that path itself above F. The F x F path square-roots
+    S1's round-off eigenvalues (about 1e-16 each, so 1e-8 after the root): it agrees to 1e-6, while two points,
+    where tr((S1 S2)^1/2) = sqrt(v^T S2 v) exactly for v = (x1 - x2) / sqrt(2), pin the small path to 1e-12."""
+    d = 64
+    mu, sigma = _reference(d, 0)
+    for n in (2, 10, 40, 64):
+        x = gaussian(n, [0.2] * d, [1.5] * d, n)
+        full = metrics.frechet_distance(*metrics.feature_stats(x), mu, sigma)
+        assert metrics.frechet_distance_to(x, mu, sigma) == pytest.approx(full, rel=1e-6), n
+    x = gaussian(2, [0.2] * d, [1.5] * d, 7)
+    v = (x[0] - x[1]) / 2**0.5
+    exact = (x.mean(0) - mu).pow(2).sum() + v @ v + sigma.trace() - 2 * (v @ sigma @ v).sqrt()
+    assert metrics.frechet_distance_to(x, mu, sigma) == pytest.approx(exact.item(), rel=1e-12)
+    x = gaussian(100, [0.2] * d, [1.5] * d, 1)
+    assert metrics.frechet_distance_to(x, mu, sigma) == metrics.frechet_distance(*metrics.feature_stats(x), mu, sigma)
+    with pytest.raises(ValueError, match="at least 2"):
+        metrics.frechet_distance_to(x[:1], mu, sigma)
+
+
+def test_fid_infinity_points_on_either_side_of_the_feature_dimension_are_plain_fids_of_their_subsets():
+    d = 64
+    mu, sigma = _reference(d, 1)
+    x = gaussian(150, [0.1] * d, [1.2] * d, 2)
+    _, sizes, fids = metrics.fid_infinity(x, mu, sigma, points=6, seed=5)
+    assert sizes[0] < d < sizes[-1]  # both paths are taken
+    g = torch.Generator().manual_seed(5)
+    expected = [metrics.frechet_distance(*metrics.feature_stats(x[torch.randperm(len(x), generator=g)[:n]]), mu, sigma)
+                for n in sizes]
+    assert fids == pytest.approx(expected, rel=1e-6)  # the F x F path's round-off, as above
+    assert fids[-1] == expected[-1]  # above F: the same path, the same bits

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from ganpipe.errors import DataError
 from ganpipe.eval import copying, inception, metrics
 from helpers.digits import digits as _digits
+from helpers.features import OncePerBatch
 
 
 def test_weights_are_the_checked_standard_file(tmp_path):
@@ -58,15 +59,12 @@ def test_fid_and_kid_equal_torchmetrics_from_the_same_images(net):
     images, labels = _digits()  # two clearly different sets (digits 0-4 and 5-9): KID well away from 0
     a, b = images[labels < 5][:80].expand(-1, 3, -1, -1), images[labels >= 5][:80].expand(-1, 3, -1, -1)
     fa, fb = (inception.features(net, x, 40, progress=False) for x in (a, b))
-    ours_fid = metrics.frechet_distance(*metrics.feature_stats(fa), *metrics.feature_stats(fb))
+    ours_fid = metrics.frechet_distance_to(fa, *metrics.feature_stats(fb))  # the path ganpipe scores take
     ours_kid, _ = metrics.kid(fa, fb, subsets=1, subset_size=80)
 
-    class Features(torch.nn.Module):  # torchmetrics calls it with the raw uint8 batch
-        def forward(self, x):
-            return net(x)
-
-    fid = FrechetInceptionDistance(feature=Features(), normalize=False)
-    kid = KernelInceptionDistance(feature=Features(), subsets=1, subset_size=80, normalize=False)
+    features = OncePerBatch(net)
+    fid = FrechetInceptionDistance(feature=features, normalize=False)
+    kid = KernelInceptionDistance(feature=features, subsets=1, subset_size=80, normalize=False)
     for m in (fid, kid):
         m.update(a, real=True)
         m.update(b, real=False)
@@ -75,7 +73,7 @@ def test_fid_and_kid_equal_torchmetrics_from_the_same_images(net):
 
 
 def _scores(fake: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
-    fid = metrics.frechet_distance(*metrics.feature_stats(fake), *metrics.feature_stats(ref))
+    fid = metrics.frechet_distance_to(fake, *metrics.feature_stats(ref))
     return fid, metrics.kid(fake, ref, subsets=20, subset_size=100)[0]
 
 

@@ -13,6 +13,7 @@ from PIL import Image
 from ganpipe.eval import metrics
 from ganpipe.pipeline import score
 from helpers.digits import digits
+from helpers.features import OncePerBatch
 
 
 def _write(folder, images, kind: str) -> None:
@@ -50,12 +51,9 @@ def test_two_folders_score_as_torchmetrics_scores_the_same_files(net, tmp_path, 
     ours = score.run(score.Request(str(tmp_path / "real"), str(tmp_path / "fake"), batch_size=25), cfg,
                      None)["scores"]
 
-    class Features(torch.nn.Module):  # torchmetrics calls it with the raw uint8 batch
-        def forward(self, x):
-            return net(x)
-
-    fid = FrechetInceptionDistance(feature=Features(), normalize=False)
-    kid = KernelInceptionDistance(feature=Features(), subsets=1, subset_size=50, normalize=False)
+    features = OncePerBatch(net)
+    fid = FrechetInceptionDistance(feature=features, normalize=False)
+    kid = KernelInceptionDistance(feature=features, subsets=1, subset_size=50, normalize=False)
     for side, real in (("real", True), ("fake", False)):
         for batch in _decoded(tmp_path / side).values():
             fid.update(batch, real=real)

@@ -58,6 +58,30 @@ def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -
     return max(value.item(), 0.0)
 
 
+def frechet_distance_to(features: Tensor, mu2: Tensor, sigma2: Tensor) -> float:
+    """Frechet distance of a feature set [N, F] to a reference given by its statistics.
+
+    A set no larger than F has a covariance S1 = X^T X / (N - 1) (X: the centred features) of rank below N.
+    S1 S2 = X^T (X S2) / (N - 1) has the nonzero eigenvalues of the N x N PSD matrix X S2 X^T / (N - 1) (AB and BA
+    share them), so tr((S1 S2)^1/2) comes from that small matrix with no F x F square root: for 2048-d Inception
+    features and a set of tens or hundreds, seconds on 2 cores become milliseconds. Larger sets take the F x F
+    path of frechet_distance.
+    """
+    x = features.double()
+    n, dim = x.shape
+    if n < 2:
+        raise ValueError(f"need at least 2 feature vectors for a covariance, got {n}")
+    if n > dim:
+        return frechet_distance(*feature_stats(x), mu2, sigma2)
+    mu1, mu2, sigma2 = x.mean(0), mu2.double(), sigma2.double()
+    centered = x - mu1
+    small = centered @ sigma2 @ centered.T / (n - 1)
+    eig = torch.linalg.eigvalsh((small + small.T) / 2).clamp(min=0)
+    trace1 = centered.pow(2).sum() / (n - 1)
+    value = (mu1 - mu2).pow(2).sum() + trace1 + sigma2.trace() - 2 * eig.sqrt().sum()
+    return max(value.item(), 0.0)
+
+
 def fid_infinity(features: Tensor, ref_mu: Tensor, ref_sigma: Tensor, points: int = 15, smallest: float = 0.2,
                  seed: int = 0) -> tuple[float, list[int], list[float]]:
     """FID extrapolated to infinitely many samples (Chong & Forsyth 2020, "Effectively Unbiased FID"): FID's
@@ -69,15 +93,20 @@ def fid_infinity(features: Tensor, ref_mu: Tensor, ref_sigma: Tensor, points: in
     sizes = sorted({int(round(v)) for v in torch.linspace(max(2.0, smallest * len(x)), len(x), points).tolist()})
     if len(sizes) < 2:
         raise ValueError(f"FID extrapolation needs at least 3 samples, got {len(x)}")
-    root = _psd_sqrt(ref_sigma.double())  # the reference's square root, once for every subset
-    mu2 = ref_mu.double()
+    mu2, sigma2 = ref_mu.double(), ref_sigma.double()
+    root = None  # the reference's square root, made once, for the subsets larger than the feature dimension
     g = torch.Generator().manual_seed(seed)
     fids = []
     for n in sizes:
-        mu1, sigma1 = feature_stats(x[torch.randperm(len(x), generator=g)[:n]])
+        subset = x[torch.randperm(len(x), generator=g)[:n]]
+        if n <= x.shape[1]:  # low rank: the N x N path (frechet_distance_to)
+            fids.append(frechet_distance_to(subset, mu2, sigma2))
+            continue
+        root = _psd_sqrt(sigma2) if root is None else root
+        mu1, sigma1 = feature_stats(subset)
         middle = root @ sigma1 @ root
         eig = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0)
-        value = (mu1 - mu2).pow(2).sum() + sigma1.trace() + ref_sigma.double().trace() - 2 * eig.sqrt().sum()
+        value = (mu1 - mu2).pow(2).sum() + sigma1.trace() + sigma2.trace() - 2 * eig.sqrt().sum()
         fids.append(max(value.item(), 0.0))
     inv = torch.tensor([1.0 / n for n in sizes], dtype=torch.float64)
     design = torch.stack([torch.ones_like(inv), inv], 1)

@@ -20,7 +20,7 @@ def distribution_scores(feats: torch.Tensor, ref: torch.Tensor, cfg: EvaluateCon
     ref_stats = metrics.feature_stats(ref)
     kid_mean, kid_std = metrics.kid(feats, ref, cfg.kid_subsets, cfg.kid_subset_size)
     knn_fake, knn_ref = equal_size(feats, ref)
-    out = {"fid": metrics.frechet_distance(*metrics.feature_stats(feats), *ref_stats),
+    out = {"fid": metrics.frechet_distance_to(feats, *ref_stats),
            "kid": kid_mean, "kid_std": kid_std, **metrics.knn_scores(knn_ref, knn_fake, cfg.pr_k, cfg.dc_k)}
     if cfg.fid_infinity_points:
         out["fid_infinity"] = metrics.fid_infinity(feats, *ref_stats, cfg.fid_infinity_points)[0]
