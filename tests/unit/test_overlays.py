@@ -111,3 +111,26 @@ def test_run_outside_a_project_or_with_a_bad_config_exits_with_one_line(tmp_path
     assert main(["run", "colour"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: no params.yaml") and "Traceback" not in err
+
+
+def test_seeds_run_one_after_another_with_the_venv_first_and_stop_at_the_first_failure(project, monkeypatch, capsys):
+    """Without --queue each seed is one `dvc exp run` in turn, in the project, with this venv's `python` first on
+    PATH (the stages' interpreter); a failing one ends the verb with its exit status and runs nothing after it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ran = []
+
+    def fake_run(args, cwd, env):
+        ran.append((args, cwd, env["PATH"].split(":")[0]))
+        return subprocess.CompletedProcess(args, 3 if len(ran) == 2 else 0)
+
+    monkeypatch.setattr(experiments.subprocess, "run", fake_run)
+    assert main(["run", "colour", "--seeds", "0,1,2", "-n", "c"]) == 3
+    assert [a[a.index("-n") + 1] for a, _, _ in ran] == ["c-s0", "c-s1"]  # c-s2 never started
+    assert all(a[:4] == [sys.executable, "-m", "dvc", "exp"] and "train.seed=" + a[a.index("-n") + 1][-1] in a
+               for a, _, _ in ran)
+    assert {(Path(cwd).resolve(), first) for _, cwd, first in ran} == {(project.resolve(), str(Path(sys.executable).parent))}
+    out = capsys.readouterr().out
+    assert "$ dvc exp run -n c-s0" in out and "$ dvc exp run -n c-s1" in out and "c-s2" not in out
