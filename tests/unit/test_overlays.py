@@ -3,6 +3,9 @@ refused before anything runs, naming the file or the assignment, and --dry-run s
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -116,10 +119,6 @@ def test_run_outside_a_project_or_with_a_bad_config_exits_with_one_line(tmp_path
 def test_seeds_run_one_after_another_with_the_venv_first_and_stop_at_the_first_failure(project, monkeypatch, capsys):
     """Without --queue each seed is one `dvc exp run` in turn, in the project, with this venv's `python` first on
     PATH (the stages' interpreter); a failing one ends the verb with its exit status and runs nothing after it."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     ran = []
 
     def fake_run(args, cwd, env):

@@ -36,4 +36,3 @@ def feats(net):
     out = {name: inception.features(net, x, 16, progress=False) for name, x in sets.items()}
     torch.set_num_threads(threads)
     return out, labels[200:700]
-

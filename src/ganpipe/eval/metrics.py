@@ -52,9 +52,14 @@ def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -
     """
     mu1, mu2, sigma1, sigma2 = (t.double() for t in (mu1, mu2, sigma1, sigma2))
     a = _psd_sqrt(sigma1)
-    middle = a @ sigma2 @ a
-    eig = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0)
-    value = (mu1 - mu2).pow(2).sum() + sigma1.trace() + sigma2.trace() - 2 * eig.sqrt().sum()
+    return _frechet(mu1, mu2, sigma1.trace(), sigma2.trace(), a @ sigma2 @ a)
+
+
+def _frechet(mu1: Tensor, mu2: Tensor, trace1: Tensor, trace2: Tensor, cross: Tensor) -> float:
+    """||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^1/2), where `cross` is a symmetric PSD matrix whose
+    nonzero eigenvalues are those of S1 S2: each FID path below differs only in how small a one it builds."""
+    eig = torch.linalg.eigvalsh((cross + cross.T) / 2).clamp(min=0)
+    value = (mu1 - mu2).pow(2).sum() + trace1 + trace2 - 2 * eig.sqrt().sum()
     return max(value.item(), 0.0)
 
 
@@ -75,11 +80,8 @@ def frechet_distance_to(features: Tensor, mu2: Tensor, sigma2: Tensor) -> float:
         return frechet_distance(*feature_stats(x), mu2, sigma2)
     mu1, mu2, sigma2 = x.mean(0), mu2.double(), sigma2.double()
     centered = x - mu1
-    small = centered @ sigma2 @ centered.T / (n - 1)
-    eig = torch.linalg.eigvalsh((small + small.T) / 2).clamp(min=0)
-    trace1 = centered.pow(2).sum() / (n - 1)
-    value = (mu1 - mu2).pow(2).sum() + trace1 + sigma2.trace() - 2 * eig.sqrt().sum()
-    return max(value.item(), 0.0)
+    return _frechet(mu1, mu2, centered.pow(2).sum() / (n - 1), sigma2.trace(),
+                    centered @ sigma2 @ centered.T / (n - 1))
 
 
 def fid_infinity(features: Tensor, ref_mu: Tensor, ref_sigma: Tensor, points: int = 15, smallest: float = 0.2,
@@ -104,10 +106,7 @@ def fid_infinity(features: Tensor, ref_mu: Tensor, ref_sigma: Tensor, points: in
             continue
         root = _psd_sqrt(sigma2) if root is None else root
         mu1, sigma1 = feature_stats(subset)
-        middle = root @ sigma1 @ root
-        eig = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0)
-        value = (mu1 - mu2).pow(2).sum() + sigma1.trace() + sigma2.trace() - 2 * eig.sqrt().sum()
-        fids.append(max(value.item(), 0.0))
+        fids.append(_frechet(mu1, mu2, sigma1.trace(), sigma2.trace(), root @ sigma1 @ root))
     inv = torch.tensor([1.0 / n for n in sizes], dtype=torch.float64)
     design = torch.stack([torch.ones_like(inv), inv], 1)
     coef = torch.linalg.lstsq(design, torch.tensor(fids, dtype=torch.float64)[:, None]).solution
