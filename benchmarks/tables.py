@@ -5,9 +5,10 @@
     python benchmarks/tables.py --list       # every block, where it is, and whether it is quick
 
 A block in docs/*.md is the text between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`: the command that
-printed it, the machine (CPU model, the flags that decide bf16, cores, torch) and the script's output verbatim.
-Long blocks (inception_speed, pipeline_time, arch_speed, precision_quality and
-the AVX2 pipeline) run only when named. The colour comparison and the results table
+printed it, the commit it ran at (marked when src/, stages/, benchmarks/ or the params had uncommitted changes),
+the machine (CPU model, the flags that decide bf16, cores, torch) and the script's output verbatim.
+Long blocks (inception_speed, pipeline_time, arch_speed, precision_quality, loop_speed_cpu
+and the AVX2 pipeline) run only when named. The colour comparison and the results table
 keep their own commands (benchmarks/colour_results.py, benchmarks/results_table.py show --write).
 """
 from __future__ import annotations
@@ -40,6 +41,9 @@ BLOCKS = {
     "eval_speed": Block(("benchmarks/eval_speed.py",), True),
     "precision_speed": Block(("benchmarks/precision_speed.py",), True),
     "precision_speed_avx2": Block(("benchmarks/precision_speed.py",), True, AVX2),
+    "cpu_profile": Block(("benchmarks/cpu_profile.py",), True),
+    "loop_speed_cpu": Block(("benchmarks/loop_speed.py", "--device", "cpu", "--batch", "64", "--steps", "20", "--warm",
+                             "3", "--precision", "fp32", "bf16"), False),
     "tracking_overhead": Block(("benchmarks/tracking_overhead.py",), True),
     "fid_speed": Block(("benchmarks/fid_speed.py",), True),
     "inception_speed": Block(("benchmarks/inception_speed.py",), False),
@@ -68,11 +72,23 @@ def machine() -> str:
             + f"; torch {torch.__version__}")
 
 
-def render(name: str, block: Block, where: str, output: str) -> str:
-    """A block's text: the command, the machine, the output verbatim."""
+CODE = ("src", "stages", "benchmarks", "params.yaml", "configs")  # what decides a measured number
+
+
+def commit() -> str:
+    """The commit the numbers are measured at, e.g. `0a80ed0`, or `0a80ed0 with uncommitted changes`."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+    head = git("rev-parse", "--short=7", "HEAD")
+    return head + (" with uncommitted changes" if git("status", "--porcelain", "--", *CODE) else "")
+
+
+def render(name: str, block: Block, where: str, output: str, at: str) -> str:
+    """A block's text: the command, the commit, the machine, the output verbatim."""
     env = " ".join(f"{k}={v}" for k, v in block.env)
     command = " ".join(filter(None, [env, "python", *block.args]))
-    return f"`{command}` on {where}:\n\n```\n{output.rstrip()}\n```\n"
+    return f"`{command}` at commit {at} on {where}:\n\n```\n{output.rstrip()}\n```\n"
 
 
 def markers(name: str) -> tuple[str, str]:
@@ -100,13 +116,13 @@ def page_of(name: str) -> Path:
 
 
 def run(name: str) -> None:
-    block, page = BLOCKS[name], page_of(name)
+    block, page, at = BLOCKS[name], page_of(name), commit()
     env = {**os.environ, **dict(block.env)}
     print(f"$ {' '.join(block.args)}  -> {page.relative_to(ROOT)}", flush=True)
     done = subprocess.run([sys.executable, *block.args], cwd=ROOT, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
-    page.write_text(replace_block(page.read_text(), name, render(name, block, machine(), done.stdout)))
+    page.write_text(replace_block(page.read_text(), name, render(name, block, machine(), done.stdout, at)))
 
 
 def main() -> None:

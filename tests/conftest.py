@@ -1,6 +1,6 @@
 """Shared fixtures: a tiny, valid params tree for fast runs, the repository root, stages run in-process in a
-temporary folder (`workdir`, `stage`, `runs`), the e2e repo (`env`, `repo`), and the team stack (`team`,
-`team_work`), each built once per session."""
+temporary folder (`workdir`, `stage`, `runs`), a tiny generator file (`generator_file`), the e2e repo (`env`,
+`repo`), and the team stack (`team`, `team_work`), each built once per session."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -51,6 +51,20 @@ def workdir(tmp_path, monkeypatch, tiny_params):
     params = merged(tiny_params, {"data": {"dataset": "synthetic", "max_images": 300}})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def generator_file(tmp_path_factory) -> Path:
+    """An untrained generator file of the tiny digits model (1x28x28, 10 classes), written once per session."""
+    from ganpipe.gan import sampling
+    from ganpipe.gan.models import build
+    from ganpipe.params import config
+
+    cfg = config.from_dict(merged(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY_OVERRIDES))
+    G, _ = build(cfg.model, (1, 28, 28), 0, 10)
+    path = tmp_path_factory.mktemp("gen") / "generator.safetensors"
+    sampling.save_generator(G, path, cfg.model, (1, 28, 28), 10)
+    return path
 
 
 @pytest.fixture(scope="session")

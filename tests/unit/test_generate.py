@@ -14,21 +14,6 @@ from ganpipe.data.imagefiles import read_samples
 from ganpipe.data.samples import load_samples
 from ganpipe.errors import ConfigError
 from ganpipe.gan import sampling
-from ganpipe.gan.models import build
-from ganpipe.params import config
-
-
-@pytest.fixture(scope="module")
-def generator_file(tmp_path_factory):
-    import yaml
-
-    from helpers import ROOT, TINY_OVERRIDES, merged
-
-    cfg = config.from_dict(merged(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY_OVERRIDES))
-    G, _ = build(cfg.model, (1, 28, 28), 0, 10)
-    path = tmp_path_factory.mktemp("gen") / "generator.safetensors"
-    sampling.save_generator(G, path, cfg.model, (1, 28, 28), 10)
-    return path
 
 
 def digest(folder):

@@ -1,12 +1,15 @@
 """Where training runs and in which precision: device resolution, the bf16 decision, autocast, and the checks
 that need hardware.
 
-bf16 is a large win only where the hardware multiplies in it: a CUDA GPU with bf16 tensor cores (compute
-capability 8.0 and later), or a CPU with AVX512-BF16 or AMX, where oneDNN runs bf16 convolutions and matmuls
-about 2x faster than fp32. On any other CPU (AVX2 only: many laptops and older servers) PyTorch emulates
-bf16 and a training step runs about 20x slower than in fp32 (benchmarks/precision_speed.py). So
-`train.precision: auto` picks bf16 exactly where it is native, and `resolve_precision` is the one place that
-decides it, from what torch reports about the hardware (never from a CPU model name).
+Measured on CPUs (benchmarks/precision_speed.py, docs/speed.md): with AVX512-BF16 (no AMX) a default training
+step takes about 0.66x its fp32 time in bf16; with AVX2 only (many laptops and older servers) PyTorch emulates
+bf16 and the step takes about 20-26x its fp32 time. Expected, not measured with the current loop: bf16 tensor
+cores (a CUDA GPU of compute capability 8.0 and later) multiply faster in bf16. The one GPU measurement so far
+(an H200, an older loop, torch 2.11) had bf16 autocast slower than fp32 for the small default DCGAN, whose
+step was bound by kernel launches rather than arithmetic. `train.precision: auto` picks bf16 wherever the
+hardware has native bf16, GPUs included, until a GPU measurement of the current loop decides otherwise;
+`resolve_precision` is the one place that decides it, from what torch reports about the hardware (never from
+a CPU model name).
 """
 from __future__ import annotations
 

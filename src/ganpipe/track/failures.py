@@ -90,8 +90,8 @@ def retrying(what: str, call: Callable[[], T], budget: float, sleep: Callable[[f
              clock: Callable[[], float] = time.monotonic) -> T:
     """call(), retried after transient failures with backoff (1, 2, 4 ... 30 s) until `budget` seconds have
     passed since the first failure. Prints one note when the store goes away and one when it is back. Every
-    caller makes its call idempotent (fixed metric timestamps, fixed image names), so a call that landed
-    before its answer was lost does not land twice."""
+    caller makes its call idempotent (fixed metric timestamps, fixed image names, the model found before it is
+    made), so a call that landed before its answer was lost does not land twice."""
     from mlflow.exceptions import MlflowException
 
     first, delay = None, 1.0

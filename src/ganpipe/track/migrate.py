@@ -18,6 +18,7 @@ from typing import Any, Callable
 from ganpipe.errors import TrackingError
 from ganpipe.keys import EVALUATES_TAG
 from ganpipe.track.failures import retry_budget, retrying, store_error
+from ganpipe.track.logged_model import find_or_create
 
 SOURCE_TAG = "ganpipe.imported_from"  # the run id in the source store
 DONE_TAG = "ganpipe.import_complete"
@@ -98,8 +99,8 @@ def copy_models(src: Any, dst: Any, run: Any, new_id: str, experiment_id: str, c
     models = call("models", lambda: src.search_logged_models(
         [run.info.experiment_id], f"source_run_id = '{run.info.run_id}'"))
     for model in models:
-        made = call("a model", lambda: dst.create_logged_model(experiment_id, model.name, new_id, dict(model.tags),
-                                                                 dict(model.params), model.model_type))
+        made = find_or_create(dst, call, experiment_id, new_id, model.name, dict(model.params), dict(model.tags),
+                              model.model_type)  # a retried create makes one copy, not two
         with tempfile.TemporaryDirectory() as tmp:
             local = download_artifacts(artifact_uri=model.artifact_location, dst_path=tmp,
                                        tracking_uri=src.tracking_uri)

@@ -3,17 +3,16 @@ retried through short outages of the store (failures.py), and idempotent, so tha
 resumed training logs an epoch's metrics or images twice:
 - metrics carry the timestamp of their first attempt: the store drops an identical row sent again;
 - images go up under names fixed at their first attempt, so a second upload overwrites the first;
-- a continued run first reads which (metric, step) and (image, step) it has and skips those.
+- a continued run first reads which (metric, step) and (image, step) it has and skips those;
+- the generator model is found by (run, name) before one is made, so it is one entry (logged_model.py).
 """
 from __future__ import annotations
 
 import contextlib
 import re
-import shutil
 import tempfile
 import time
 import uuid
-import warnings
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from ganpipe.console import note
 from ganpipe.keys import MODEL_URI_TAG
+from ganpipe.track import logged_model
 from ganpipe.track.failures import retry_budget, retrying
 
 T = TypeVar("T")
@@ -118,31 +118,9 @@ class MlflowRun(NullRun):
         self._call(f"{path.name}", lambda: self.client.log_artifact(self.run_id, str(path), folder))
 
     def log_generator(self, weights: Path, shape: tuple[int, ...]) -> str:
-        """The generator as a pyfunc model from code (see generator_model.py): its safetensors weights, the
-        ganpipe package as code, nothing pickled. Returns its models:/ URI, also tagged on the run."""
-        import mlflow.pyfunc
-        import torch
-        from mlflow.models import ModelSignature
-        from mlflow.types import ColSpec, Schema, TensorSpec
-
-        import ganpipe
-
-        signature = ModelSignature(Schema([ColSpec("long", "seed"), ColSpec("long", "label", required=False)]),
-                                   Schema([TensorSpec(np.dtype(np.uint8), (-1, *shape))]))
-        with warnings.catch_warnings(), tempfile.TemporaryDirectory() as tmp:
-            # an input example would make MLflow load and run the model while logging it; the signature is given
-            warnings.filterwarnings("ignore", message=".*input example was not provided.*")
-            code = Path(tmp) / "ganpipe"  # the package's sources only, no __pycache__
-            shutil.copytree(Path(ganpipe.__file__).parent, code, ignore=shutil.ignore_patterns("__pycache__"))
-            # explicit requirements: inferring them would import-scan the environment (slow, and no gain).
-            # Not idempotent: an attempt that landed but lost its answer leaves a second LoggedModel entry.
-            info = self._call("the generator model", lambda: mlflow.pyfunc.log_model(
-                name="generator", python_model=str(Path(__file__).with_name("generator_model.py")),
-                artifacts={"generator": str(weights)}, code_paths=[str(code)], signature=signature,
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "safetensors", "pandas"]))
-        # MLflow 3 addresses a logged model as models:/<model id> (runs:/<run>/generator is deprecated for models):
-        # the run carries that URI as a tag, so a user can load the generator from the run alone
-        uri = f"models:/{info.model_id}"
+        """The generator as an MLflow model, once per run however often retried or resumed (logged_model.py).
+        Returns its models:/ URI, also tagged on the run, so a user can load the generator from the run alone."""
+        uri = logged_model.log_generator(self.client, self._call, self.run_id, weights, shape)
         self.set_tags({MODEL_URI_TAG: uri})
         return uri
 
