@@ -43,7 +43,7 @@ def main() -> None:
         labels = sampling.requested_labels(args.samples, None, gen)
         fake = sampling.generate(result.generator, args.samples, cfg.model.z_dim, 0, cfg.sample.batch_size, labels)
         s = protocol.evaluate(clf, fake, holdout.images, train_split.images, cfg.evaluate, labels,
-                                holdout.labels, train_split.labels)["fake"]
+                              holdout.labels, train_split.labels)[0]["fake"]  # (scores, copy distances)
         agree = s.get("class_agreement", float("nan"))
         print(f"{precision:<10}{seconds:>9.0f}{result.images_seen / seconds:>8.0f}{s['is']:>7.2f}{s['fid']:>8.1f}"
               f"{s['kl_uniform']:>8.4f}{agree:>8.3f}", flush=True)
