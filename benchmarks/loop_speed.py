@@ -5,6 +5,8 @@ Same data (32 px colour: an image folder with --data, else 4,194 synthetic image
                   with 2 workers, BCE, fp32: the loop a GAN user starts from
   ganpipe-colour  configs/colour.yaml (conditional DCGAN, hinge, spectral norm, EMA)
   ganpipe-resnet  the SNGAN-style ResNet: G widths [256,256,256], D widths [128,128,128,128]
+  ganpipe-r3gan-small  configs/r3gan_small.yaml (R3GAN at widths for a CPU)
+  ganpipe-r3gan-cifar  configs/r3gan_cifar.yaml (the paper's CIFAR-10 preset: for a GPU; not in the default arms)
 Each ganpipe arm runs for every --precision, --compile and --deterministic asked. Prints per row: images/s (real
 images shown to D per second, after warm-up steps that include any compiling), the ratio to the peer at that
 batch size, then from torch.profiler over --profile more steps (benchmarks/profiling.py): the GPU busy share
@@ -36,6 +38,9 @@ from ganpipe.gan.models import build  # noqa: E402
 from ganpipe.gan.train import Hooks, train  # noqa: E402
 from ganpipe.params import config, overlays, overrides  # noqa: E402
 
+# arm -> (its config in configs/, overrides on top)
+ARMS = {"ganpipe-colour": ("colour", []), "ganpipe-r3gan-small": ("r3gan_small", []),
+        "ganpipe-r3gan-cifar": ("r3gan_cifar", [])}
 RESNET = ["model.arch=resnet", "model.g_hidden=[256,256,256]", "model.d_hidden=[128,128,128,128]",
           "model.g_activation=relu", "model.d_activation=relu"]
 
@@ -155,13 +160,19 @@ def main() -> None:
     ap.add_argument("--precision", nargs="+", default=["auto"])
     ap.add_argument("--compile", nargs="+", default=["none"])
     ap.add_argument("--deterministic", nargs="+", default=["true"], choices=["true", "false"])
-    ap.add_argument("--arms", nargs="+", default=["peer", "ganpipe-colour", "ganpipe-resnet"])
+    ap.add_argument("--arms", nargs="+", default=["peer", "ganpipe-colour", "ganpipe-resnet", "ganpipe-r3gan-small"],
+                    choices=["peer", "ganpipe-resnet", *ARMS])
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = devices.resolve(args.device)
-    base = overlays.merge(config.load(ROOT / "params.yaml").raw, overlays.read(ROOT / "configs" / "colour.yaml"))
-    base = overrides.apply_overrides(base, ["data.image_size=32"])
+    params = config.load(ROOT / "params.yaml").raw
+
+    def tree_of(arm: str) -> dict:
+        name, extra = ARMS.get(arm, ("colour", RESNET))  # ganpipe-resnet: the colour config with ResNet widths
+        tree = overlays.merge(params, overlays.read(ROOT / "configs" / f"{name}.yaml"))
+        return overrides.apply_overrides(tree, ["data.image_size=32", *extra])
+
     images, labels = load(args.data)
     name = devices.gpu_name(device) or "CPU"
     print(f"device: {name}; torch {torch.__version__}; bf16 {devices.bf16_support(device)[1]}; "
@@ -179,10 +190,9 @@ def main() -> None:
                 rows.append(("peer", "fp32", "none", "-",
                              lambda w: peer(images, batch, args.steps, args.warm, device, w)))
             for arm in (a for a in args.arms if a.startswith("ganpipe")):
-                extra = RESNET if arm == "ganpipe-resnet" else []
                 for precision in args.precision:
                     for det in args.deterministic:
-                        tree = overrides.apply_overrides(base, extra + [
+                        tree = overrides.apply_overrides(tree_of(arm), [
                             f"train.precision={precision}", f"train.compile={mode}", f"train.deterministic={det}"])
                         cfg = config.from_dict(tree)
                         rows.append((arm, precision, mode, det, lambda w, cfg=cfg: ours(

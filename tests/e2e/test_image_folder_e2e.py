@@ -1,5 +1,5 @@
 """Your own images end to end: a colour image folder (made here, in the repository's ignored data/raw) through
-the real `dvc repro`, with colour grids in MLflow and DVC, the folder's hash, file count and transform on the
+the real `dvc repro` with R3GAN and its rpgan loss, with colour grids in MLflow and DVC, the folder's hash, file count and transform on the
 run, `dvc exp show` and `ganpipe compare` columns, `ganpipe reproduce` bitwise, and a changed image re-running
 prepare."""
 from __future__ import annotations
@@ -11,14 +11,18 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from helpers import R3GAN_TINY
 from helpers.e2e import ROOT, dvc, ganpipe, project_files, sh
 
 COLOUR = {
     "data": {"dataset": "imagefolder", "root": "data/raw", "image_size": 16, "channels": 3, "max_images": None,
              "holdout_fraction": 0.25},
     "classifier": {"epochs": 3, "batch_size": 32, "feature_dim": 16, "augment_flip": True},
-    "model": {"arch": "dcgan", "g_hidden": [32, 16], "d_hidden": [16, 32]},
-    "train": {"epochs": 2, "batch_size": 32, "augment": ["translation"], "grid_every_s": 0},  # a grid every epoch
+    # R3GAN (the architecture the small CPU config trains) at 16 px: 3 stages, 4x4 -> 16x16
+    "model": {**R3GAN_TINY, "g_hidden": [16, 16, 8], "d_hidden": [8, 16, 16], "blocks": [1, 1, 1],
+              "cardinality": [4, 4, 4]},
+    "train": {"epochs": 2, "batch_size": 32, "augment": ["translation"], "grid_every_s": 0,  # a grid every epoch
+              "loss": "rpgan", "gamma": 0.05},
     "sample": {"n": 200, "batch_size": 100, "grid_rows": 4},
     "evaluate": {"batch_size": 100, "is_splits": 2},
 }

@@ -20,7 +20,7 @@ def flat(*modules) -> torch.Tensor:
 
 def run(params: dict, replicas: Replicas, n_images: int, record: dict) -> dict:
     cfg = config.from_dict(params)
-    split = datasets.synthetic(n_images)
+    split = datasets.synthetic(n_images, size=cfg.data.image_size or 28, channels=cfg.data.channels or 1)
     G, D = build(cfg.model, tuple(split.images.shape[1:]), cfg.train.seed, 10)
     first: dict = {}
 

@@ -10,7 +10,7 @@ import torch.multiprocessing as mp
 
 from ganpipe.distributed.group import Replicas
 
-from helpers import ddp_workers
+from helpers import R3GAN_TINY, ddp_workers
 
 N_IMAGES = 128  # 4 global batches of 32, 16 images per rank
 
@@ -32,8 +32,12 @@ def test_ranks_hold_identical_networks_after_every_step(tmp_path, tiny_params):
     hard = ddp_workers.with_train(tiny_params, threads=1, augment=["translation", "cutout"], r1_weight=0.5,
                                   ema_decay=0.99, d_steps=2)
     gp = ddp_workers.with_train(tiny_params, threads=1, loss="wgan-gp", gp_weight=10.0, precision="fp32")
-    ranks = spawn(tmp_path, [hard, gp])
-    for case in range(2):
+    r3gan = {**ddp_workers.with_train(tiny_params, threads=1, loss="rpgan", gamma=0.5, augment=["translation"],
+                                      precision="fp32"),
+             "data": {**tiny_params["data"], "image_size": 32, "channels": 3},
+             "model": {**tiny_params["model"], **R3GAN_TINY}}  # R3GAN's R1 + R2 from one pass of D over both halves
+    ranks = spawn(tmp_path, [hard, gp, r3gan])
+    for case in range(3):
         r0, r1 = ranks[0][case], ranks[1][case]
         steps = 2 * N_IMAGES // 32  # epochs x global batches
         assert r0["steps"] == r1["steps"] == steps

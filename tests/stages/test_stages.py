@@ -8,7 +8,7 @@ from helpers import ROOT, runs, stage, write_params
     ("train", {"g_lr": "fast"}, "train.g_lr must be a number"),
     ("train", {"optimiser": "sgd"}, "unknown key train.optimiser"),
     ("train", {"batch_size": -4}, "train.batch_size must be > 0"),
-    ("model", {"arch": "stylegan"}, "model.arch must be one of ['mlp', 'dcgan', 'resnet']"),
+    ("model", {"arch": "stylegan"}, "model.arch must be one of ['mlp', 'dcgan', 'resnet', 'r3gan']"),
     ("data", {"dataset": "imagenet"}, "data.dataset must be one of"),
 ])
 def test_bad_params_exit_non_zero_with_the_key(workdir, capsys, section, values, message):

@@ -89,3 +89,33 @@ def test_penalties_are_differentiable_in_the_critics_weights():
     gp.backward()
     # d/dw (||w|| - 1)^2 = 2 (||w|| - 1) w / ||w|| = 2 * 4 * w / 5
     assert torch.allclose(w.grad, 1.6 * w.detach())
+
+
+def test_the_relativistic_pairing_losses_pair_each_real_logit_with_one_fake():
+    # L_D = mean softplus(-(r_i - f_i)), L_G = mean softplus(-(f_i - r_i)); softplus(t) = log(1 + e^t)
+    sp = lambda v: math.log1p(math.exp(v))  # noqa: E731
+    d = losses.rp_d_loss(t(REAL), t(FAKE)).item()
+    assert d == pytest.approx((sp(-(2.0 + 1.0)) + sp(-(-0.5 - 0.3))) / 2, rel=1e-12)
+    g = losses.rp_g_loss(t(FAKE), t(REAL)).item()
+    assert g == pytest.approx((sp(-(-1.0 - 2.0)) + sp(-(0.3 + 0.5))) / 2, rel=1e-12)
+    assert losses.rp_d_loss(torch.zeros(3), torch.zeros(3)).item() == pytest.approx(math.log(2))  # equal logits
+    assert "rpgan" in losses.RELATIVISTIC and losses.LOSSES["rpgan"] == (losses.rp_d_loss, losses.rp_g_loss)
+
+
+def test_zero_centred_penalty_is_half_the_squared_input_gradient_per_example():
+    # D(x) = sum(x^2): grad = 2x, so 0.5 * ||2x||^2 = 2 ||x||^2 for each example on its own
+    x = t([[1.0, 2.0], [0.0, -3.0], [0.5, 0.5]])
+    per_example = losses.zero_centred_penalty(lambda v: (v**2).sum(1), x)
+    assert torch.allclose(per_example.double(), t([10.0, 18.0, 1.0]))  # norms come back in float32
+    # R1 and R2 from one pass over [real; fake] equal each half computed alone (no example sees another)
+    critic = linear_critic(t([3.0, 4.0]))
+    real, fake = torch.randn(4, 2, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
+    both = losses.zero_centred_penalty(critic, torch.cat([real, fake]))
+    assert torch.allclose(both[:4], losses.zero_centred_penalty(critic, real))
+    assert torch.allclose(both[4:].mean(), losses.r1_penalty(critic, fake))  # R2 is R1's formula at the fakes
+
+
+def test_zero_centred_penalty_is_differentiable_in_the_critics_weights():
+    w = t([3.0, 4.0]).requires_grad_(True)
+    losses.zero_centred_penalty(linear_critic(w), torch.randn(3, 2, dtype=torch.float64)).mean().backward()
+    assert torch.allclose(w.grad, w.detach(), rtol=1e-6)  # d/dw 0.5 ||w||^2 = w (through float32 norms)

@@ -2,7 +2,7 @@
 that need hardware.
 
 Measured on CPUs (benchmarks/precision_speed.py, docs/speed.md): with AVX512-BF16 (no AMX) a default training
-step takes about 0.66x its fp32 time in bf16; with AVX2 only (many laptops and older servers) PyTorch emulates
+step takes 0.66-0.76x its fp32 time in bf16; with AVX2 only (many laptops and older servers) PyTorch emulates
 bf16 and the step takes about 20-26x its fp32 time. Expected, not measured with the current loop: bf16 tensor
 cores (a CUDA GPU of compute capability 8.0 and later) multiply faster in bf16. The one GPU measurement so far
 (an H200, an older loop, torch 2.11) had bf16 autocast slower than fp32 for the small default DCGAN, whose

@@ -66,6 +66,24 @@ def r1_penalty(critic: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
     return 0.5 * (_input_grad_norms(critic, real) ** 2).mean()
 
 
+def zero_centred_penalty(critic: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """0.5 * ||grad D(x_i)||^2 per example [B], differentiable: R1 where x are real images, R2 where they are
+    fakes (R3GAN penalises both, gamma/2 * (R1 + R2)). One pass of the critic can serve both halves of a
+    [real; fake] batch, since no D here mixes examples (no batch statistics)."""
+    return 0.5 * _input_grad_norms(critic, x) ** 2
+
+
+def rp_d_loss(logits_real: Tensor, logits_fake: Tensor) -> Tensor:
+    """The relativistic pairing loss (Jolicoeur-Martineau 2019; R3GAN's RpGAN): softplus(-(D(x) - D(G(z)))), each
+    real image paired with one fake, averaged. The penalties come on top (Step, train.gamma)."""
+    return F.softplus(-(logits_real - logits_fake)).mean()
+
+
+def rp_g_loss(logits_fake: Tensor, logits_real: Tensor) -> Tensor:
+    """G's side of the pairing: softplus(-(D(G(z)) - D(x))), needing D's logits of the real batch too."""
+    return F.softplus(-(logits_fake - logits_real)).mean()
+
+
 def lsgan_d_loss(logits_real: Tensor, logits_fake: Tensor) -> Tensor:
     """Least squares (Mao et al.) with targets 1 for real and 0 for fake."""
     return 0.5 * ((logits_real - 1.0) ** 2).mean() + 0.5 * (logits_fake**2).mean()
@@ -76,7 +94,7 @@ def lsgan_g_loss(logits_fake: Tensor) -> Tensor:
 
 
 DLoss = Callable[[Tensor, Tensor], Tensor]
-GLoss = Callable[[Tensor], Tensor]
+GLoss = Callable[..., Tensor]  # (logits_fake) or, for RELATIVISTIC losses, (logits_fake, logits_real)
 
 LOSSES: dict[str, tuple[DLoss, GLoss]] = {
     "bce": (bce_d_loss, saturating_g_loss),
@@ -84,4 +102,6 @@ LOSSES: dict[str, tuple[DLoss, GLoss]] = {
     "hinge": (hinge_d_loss, hinge_g_loss),
     "wgan-gp": (wasserstein_d_loss, wasserstein_g_loss),  # the penalty itself: train.gp_weight
     "lsgan": (lsgan_d_loss, lsgan_g_loss),
+    "rpgan": (rp_d_loss, rp_g_loss),  # the penalties themselves: train.gamma
 }
+RELATIVISTIC = {"rpgan"}  # G's loss also needs D's logits of real images

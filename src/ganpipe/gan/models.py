@@ -1,5 +1,5 @@
-"""Generator and discriminator families: `mlp` (the seed article's), `dcgan` (conv) and `resnet` (SNGAN-style,
-gan/resnet.py), with weight init.
+"""Generator and discriminator families: `mlp` (the seed article's), `dcgan` (conv), `resnet` (SNGAN-style,
+gan/resnet.py) and `r3gan` (R3GAN, gan/r3gan.py, which initialises its own weights), with weight init.
 
 G maps z [B, z_dim] (and labels [B] when conditional) to images [B, C, H, W] in [-1, 1]. D maps images (and
 labels) to one raw logit per image [B]; the seed's sigmoid output lives in the loss (BCE-with-logits is the
@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ganpipe.errors import ConfigError
-from ganpipe.gan import resnet
+from ganpipe.gan import r3gan, resnet
 from ganpipe.params.config import ModelConfig
 
 ImageShape = tuple[int, int, int]  # (C, H, W)
@@ -209,6 +209,7 @@ ARCHITECTURES = {
     "mlp": (MLPGenerator, MLPDiscriminator),
     "dcgan": (DCGANGenerator, DCGANDiscriminator),
     "resnet": (ResNetGenerator, ResNetDiscriminator),
+    "r3gan": (r3gan.R3GANGenerator, r3gan.R3GANDiscriminator),
 }
 INIT = {"dcgan": _dcgan_init, "resnet": resnet.init_weights}
 
@@ -225,6 +226,13 @@ def build_discriminator(cfg: ModelConfig, shape: ImageShape, num_classes: int) -
     if cfg.arch in INIT:
         D.apply(INIT[cfg.arch]) if cfg.arch == "dcgan" else INIT[cfg.arch](D)
     return D
+
+
+def classes_drawn(G: nn.Module) -> int | None:
+    """How many classes a conditional generator draws from; None for an unconditional one."""
+    if isinstance(G, r3gan.R3GANGenerator):  # a class embedding of its own (a linear map of the one-hot label)
+        return G.num_classes if G.embed is not None else None
+    return G.cond.embed.num_embeddings if G.cond.embed is not None else None
 
 
 def build(cfg: ModelConfig, shape: ImageShape, seed: int, num_classes: int) -> tuple[nn.Module, nn.Module]:

@@ -21,8 +21,14 @@ def save_generator(G: nn.Module, path: Path, model_cfg: ModelConfig, shape: tupl
     checkpoint.save_module(G, path, "generator", meta)
 
 
+# model keys newer than some generator files: what those files were built with (they predate r3gan, the only
+# architecture that reads these), so `ganpipe generate` still loads a generator logged by an older ganpipe
+ADDED_MODEL_KEYS = {"blocks": (1,), "cardinality": (1,), "expansion": 1}
+
+
 def _model_cfg(meta: dict) -> ModelConfig:
-    return ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["model"].items()})
+    saved = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["model"].items()}
+    return ModelConfig(**{**ADDED_MODEL_KEYS, **saved})
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,19 @@ from ganpipe.distributed.group import Replicas
 from ganpipe.gan import compiled, devices
 from ganpipe.gan.augment import diff_augment
 from ganpipe.gan.ema import EMA
-from ganpipe.gan.losses import LOSSES, gradient_penalty, r1_penalty
+from ganpipe.gan.losses import LOSSES, RELATIVISTIC, gradient_penalty, r1_penalty, zero_centred_penalty
 from ganpipe.params.config import TrainConfig
 
 
 def step_names(cfg: TrainConfig) -> list[str]:
     """The numbers each step returns, in order (the history's columns)."""
     return ["loss/d", "loss/g", "d/real", "d/fake"] + ["penalty/gp"] * (cfg.gp_weight > 0) \
-        + ["penalty/r1"] * (cfg.r1_weight > 0)
+        + ["penalty/r1"] * (cfg.r1_weight > 0) + ["penalty/r1", "penalty/r2"] * _rp_penalties(cfg)
+
+
+def _rp_penalties(cfg: TrainConfig) -> bool:
+    """R3GAN's R1 + R2 (train.gamma) are on: rpgan's own, exclusive of train.r1_weight (config refuses both)."""
+    return cfg.loss == "rpgan" and cfg.gamma > 0
 
 
 class Step:
@@ -64,7 +69,7 @@ class Step:
         """real: this rank's slice of the batch, float [b, C, H, W] in [-1, 1]; y_real: int64 [b].
         Returns the step's numbers (step_names) as one float tensor on the device."""
         d_loss, logits_real, logits_fake, fake, y_fake, extra = self.d_step(real, y_real)
-        g_loss = self.g_step(fake, y_fake)
+        g_loss = self.g_step(fake, y_fake, real, y_real)
         if self.ema is not None:
             self.ema.update()
         with torch.no_grad():
@@ -87,7 +92,7 @@ class Step:
                                     torch.cat([y_real, y_fake])).float()
             logits_real, logits_fake = logits[:b], logits[b:]
             d_loss = self.d_loss_fn(logits_real, logits_fake)
-            extra = self._penalties(real, fake, y_real)
+            extra = self._penalties(real, fake, y_real, y_fake)
             for weight, value in extra:
                 d_loss = d_loss + weight * value
             self.opt_d.zero_grad(set_to_none=True)
@@ -95,19 +100,24 @@ class Step:
             self.opt_d.step()
         return d_loss, logits_real, logits_fake, fake, y_fake, extra
 
-    def g_step(self, fake: torch.Tensor, y_fake: torch.Tensor) -> torch.Tensor:
-        """One update of G through the just-updated D, on the D step's last fakes (no second G forward)."""
+    def g_step(self, fake: torch.Tensor, y_fake: torch.Tensor, real: torch.Tensor, y_real: torch.Tensor) -> torch.Tensor:
+        """One update of G through the just-updated D, on the D step's last fakes (no second G forward); a
+        relativistic loss also scores the real batch (no gradient flows into it)."""
         self.D.requires_grad_(False)  # G's step needs gradients through D, not D's own weight gradients
         with self.amp():
             logits_gen = self.D_for_g(self.augment(fake), y_fake).float()
-        g_loss = self.g_loss_fn(logits_gen)
+            if self.cfg.loss in RELATIVISTIC:
+                with torch.no_grad():
+                    logits_real = self.D_for_g(self.augment(real), y_real).float()
+        g_loss = self.g_loss_fn(logits_gen, logits_real) if self.cfg.loss in RELATIVISTIC else self.g_loss_fn(logits_gen)
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
         self.D.requires_grad_(True)
         return g_loss
 
-    def _penalties(self, real: torch.Tensor, fake: torch.Tensor, y_real: torch.Tensor) -> list[tuple[float, torch.Tensor]]:
+    def _penalties(self, real: torch.Tensor, fake: torch.Tensor, y_real: torch.Tensor,
+                   y_fake: torch.Tensor) -> list[tuple[float, torch.Tensor]]:
         """(weight, value) of each gradient penalty that is on, in step_names order."""
         cfg, out = self.cfg, []
         critic: Callable[[torch.Tensor], torch.Tensor] = lambda x: self.D(self.augment(x), y_real)  # noqa: E731
@@ -118,4 +128,10 @@ class Step:
         if cfg.r1_weight > 0:
             with self.amp():
                 out.append((cfg.r1_weight, r1_penalty(critic, real)))
+        if _rp_penalties(cfg):  # one pass of D over [real; fake] gives R1 and R2 per example
+            both = lambda x: self.D(self.augment(x), torch.cat([y_real, y_fake]))  # noqa: E731
+            with self.amp():
+                per_example = zero_centred_penalty(both, torch.cat([real, fake.detach()]))
+            b = real.shape[0]
+            out += [(cfg.gamma, per_example[:b].mean()), (cfg.gamma, per_example[b:].mean())]
         return out

