@@ -61,16 +61,16 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
     return ((_input_grad_norms(critic, x_hat) - 1.0) ** 2).mean()
 
 
-def r1_penalty(critic: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
-    """R1 (Mescheder et al. 2018): 0.5 * E[||grad D(x)||^2] at real images; the caller multiplies by gamma."""
-    return 0.5 * (_input_grad_norms(critic, real) ** 2).mean()
-
-
 def zero_centred_penalty(critic: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     """0.5 * ||grad D(x_i)||^2 per example [B], differentiable: R1 where x are real images, R2 where they are
     fakes (R3GAN penalises both, gamma/2 * (R1 + R2)). One pass of the critic can serve both halves of a
     [real; fake] batch, since no D here mixes examples (no batch statistics)."""
     return 0.5 * _input_grad_norms(critic, x) ** 2
+
+
+def r1_penalty(critic: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
+    """R1 (Mescheder et al. 2018): 0.5 * E[||grad D(x)||^2] at real images; the caller multiplies by gamma."""
+    return zero_centred_penalty(critic, real).mean()
 
 
 def rp_d_loss(logits_real: Tensor, logits_fake: Tensor) -> Tensor:

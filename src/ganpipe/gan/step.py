@@ -54,6 +54,7 @@ class Step:
         self.b = self.mine.stop - self.mine.start
         self.amp = lambda: devices.autocast(device, precision)
         self.d_loss_fn, self.g_loss_fn = LOSSES[cfg.loss]
+        self.relativistic = cfg.loss in RELATIVISTIC  # G's loss also needs D's logits of the real batch
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.cfg.augment, self.aug_gen) if self.cfg.augment else x
@@ -106,10 +107,10 @@ class Step:
         self.D.requires_grad_(False)  # G's step needs gradients through D, not D's own weight gradients
         with self.amp():
             logits_gen = self.D_for_g(self.augment(fake), y_fake).float()
-            if self.cfg.loss in RELATIVISTIC:
+            if self.relativistic:
                 with torch.no_grad():
                     logits_real = self.D_for_g(self.augment(real), y_real).float()
-        g_loss = self.g_loss_fn(logits_gen, logits_real) if self.cfg.loss in RELATIVISTIC else self.g_loss_fn(logits_gen)
+        g_loss = self.g_loss_fn(logits_gen, logits_real) if self.relativistic else self.g_loss_fn(logits_gen)
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
