@@ -6,7 +6,9 @@ Same data (32 px colour: an image folder with --data, else 4,194 synthetic image
   ganpipe-colour  configs/colour.yaml (conditional DCGAN, hinge, spectral norm, EMA)
   ganpipe-resnet  the SNGAN-style ResNet: G widths [256,256,256], D widths [128,128,128,128]
   ganpipe-r3gan-small  configs/r3gan_small.yaml (R3GAN at widths for a CPU)
-  ganpipe-r3gan-cifar  configs/r3gan_cifar.yaml (the paper's CIFAR-10 preset: for a GPU; not in the default arms)
+  ganpipe-r3gan-small-ada  the same with ADA at p = 0.5 (train.augment: [ada]; not in the default arms)
+  ganpipe-r3gan-cifar  configs/r3gan_cifar.yaml (the paper's CIFAR-10 preset with its schedules and ADA: for a
+                  GPU; not in the default arms)
 Each ganpipe arm runs for every --precision, --compile and --deterministic asked. Prints per row: images/s (real
 images shown to D per second, after warm-up steps that include any compiling), the ratio to the peer at that
 batch size, then from torch.profiler over --profile more steps (benchmarks/profiling.py): the GPU busy share
@@ -40,6 +42,7 @@ from ganpipe.params import config, overlays, overrides  # noqa: E402
 
 # arm -> (its config in configs/, overrides on top)
 ARMS = {"ganpipe-colour": ("colour", []), "ganpipe-r3gan-small": ("r3gan_small", []),
+        "ganpipe-r3gan-small-ada": ("r3gan_small", ["train.augment=[ada]", "train.ada_target=null", "train.ada_p=0.5"]),
         "ganpipe-r3gan-cifar": ("r3gan_cifar", [])}
 RESNET = ["model.arch=resnet", "model.g_hidden=[256,256,256]", "model.d_hidden=[128,128,128,128]",
           "model.g_activation=relu", "model.d_activation=relu"]

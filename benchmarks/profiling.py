@@ -43,13 +43,14 @@ class Window:
         wall = time.perf_counter() - self._began
         self._prof.stop()
         events = self._prof.key_averages()
+        steps = max(self.steps, 1)  # --profile 0: an empty window, not a division by zero
         kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
-        self.launches_per_step = sum(e.count for e in events if e.key in LAUNCHES) / self.steps
-        self.syncs_per_step = (sum(e.count for e in events if e.key in SYNCS) - cuda) / self.steps
+        self.launches_per_step = sum(e.count for e in events if e.key in LAUNCHES) / steps
+        self.syncs_per_step = (sum(e.count for e in events if e.key in SYNCS) - cuda) / steps
         if cuda:
             self.busy = sum(e.self_device_time_total for e in kernels) / 1e6 / wall
         ranked = sorted(kernels, key=lambda e: -e.self_device_time_total)
-        self.top = [(e.key, e.self_device_time_total / self.steps, e.count / self.steps) for e in ranked]
+        self.top = [(e.key, e.self_device_time_total / steps, e.count / steps) for e in ranked]
 
     def cells(self) -> list[str]:
         """GPU busy, launches per step, syncs per step: as table cells."""

@@ -7,7 +7,7 @@
 A block in docs/*.md is the text between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`: the command that
 printed it, the commit it ran at (marked when src/, stages/, benchmarks/ or the params had uncommitted changes),
 the machine (CPU model, the flags that decide bf16, cores, torch) and the script's output verbatim.
-Long blocks (inception_speed, pipeline_time, arch_speed, precision_quality, loop_speed_cpu
+Long blocks (inception_speed, pipeline_time, arch_speed, precision_quality, loop_speed_cpu, ada_speed_cpu
 and the AVX2 pipeline) run only when named. The colour comparison and the results table
 keep their own commands (benchmarks/colour_results.py, benchmarks/results_table.py show --write).
 """
@@ -44,6 +44,9 @@ BLOCKS = {
     "cpu_profile": Block(("benchmarks/cpu_profile.py",), True),
     "loop_speed_cpu": Block(("benchmarks/loop_speed.py", "--device", "cpu", "--batch", "64", "--steps", "20", "--warm",
                              "3", "--precision", "fp32", "bf16"), False),
+    "ada_speed_cpu": Block(("benchmarks/loop_speed.py", "--device", "cpu", "--batch", "64", "--steps", "20", "--warm",
+                            "3", "--precision", "fp32", "bf16", "--arms", "ganpipe-r3gan-small",
+                            "ganpipe-r3gan-small-ada"), False),
     "tracking_overhead": Block(("benchmarks/tracking_overhead.py",), True),
     "fid_speed": Block(("benchmarks/fid_speed.py",), True),
     "inception_speed": Block(("benchmarks/inception_speed.py",), False),

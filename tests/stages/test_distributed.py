@@ -32,8 +32,10 @@ def test_ranks_hold_identical_networks_after_every_step(tmp_path, tiny_params):
     hard = ddp_workers.with_train(tiny_params, threads=1, augment=["translation", "cutout"], r1_weight=0.5,
                                   ema_decay=0.99, d_steps=2)
     gp = ddp_workers.with_train(tiny_params, threads=1, loss="wgan-gp", gp_weight=10.0, precision="fp32")
-    r3gan = {**ddp_workers.with_train(tiny_params, threads=1, loss="rpgan", gamma=0.5, augment=["translation"],
-                                      precision="fp32"),
+    # R3GAN with adaptive ADA (p from every rank's D(real) signs: one all-reduce every 4 steps) and its schedules
+    r3gan = {**ddp_workers.with_train(tiny_params, threads=1, loss="rpgan", gamma=0.5, augment=["ada"], ada_p=0.2,
+                                      precision="fp32", schedule_images=64, lr_end=1e-4, gamma_end=0.1,
+                                      ema_decay=None, ema_halflife=0.0, ema_halflife_end=100.0),
              "data": {**tiny_params["data"], "image_size": 32, "channels": 3},
              "model": {**tiny_params["model"], **R3GAN_TINY}}  # R3GAN's R1 + R2 from one pass of D over both halves
     ranks = spawn(tmp_path, [hard, gp, r3gan])
@@ -44,6 +46,7 @@ def test_ranks_hold_identical_networks_after_every_step(tmp_path, tiny_params):
         assert r0["mismatches"] == 0 and r0["fingerprints_agree"]  # G, D and the EMA, bitwise, every step
         assert r0["history"] == r1["history"]  # losses are means over the global batch on every rank
         assert all(torch.equal(r0["G"][k], r1["G"][k]) for k in r0["G"])
+    assert len({row["augment/p"] for row in ranks[0][2]["history"]}) > 1  # ADA's p moved, alike on both ranks
 
 
 def test_sync_batchnorm_makes_two_processes_follow_one(tmp_path, tiny_params):

@@ -1,12 +1,11 @@
 """Training R3GAN with its rpgan loss: repeatable in fp32 and bf16, both penalties reported, bitwise across an
-interruption, and the configs valid (identical networks on every rank under DDP: tests/stages/test_distributed.py)."""
+interruption (tests/stages/test_ada_training.py), and the configs valid (identical networks on every rank under DDP: tests/stages/test_distributed.py)."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from ganpipe.data import datasets
-from ganpipe.gan import resume
 from ganpipe.gan.models import build
 from ganpipe.gan.train import train
 from ganpipe.params import config, overlays
@@ -45,26 +44,6 @@ def test_without_gamma_rpgan_has_no_penalties_and_learns_to_tell_real_from_fake(
     last = result.history[-1]
     assert not any(k.startswith("penalty/") for k in last)
     assert last["d/real"] > last["d/fake"]
-
-
-def test_an_interrupted_r3gan_training_resumes_to_bitwise_the_same_weights(tiny_params, tmp_path):
-    model_cfg, train_cfg = cfgs(tiny_params, epochs=3, ema_decay=0.9, augment=("translation",))
-    split = datasets.synthetic(64, size=32, channels=3)
-    G_full, full = run(model_cfg, train_cfg, split)
-
-    def stop_at_last_epoch(epoch, row):
-        if epoch == train_cfg.epochs:
-            raise KeyboardInterrupt
-
-    path = tmp_path / "train.pt"
-    with pytest.raises(KeyboardInterrupt):
-        run(model_cfg, train_cfg, split, log=stop_at_last_epoch,
-            save_state=lambda s: resume.save(path, {**s, "fingerprint": "f"}))
-    G_resumed, resumed = run(model_cfg, train_cfg, split, resume_from=resume.load(path, "f"))
-    assert resumed.history == full.history
-    assert all(torch.equal(x, y) for x, y in zip(full.generator.state_dict().values(),
-                                                  resumed.generator.state_dict().values()))
-    assert all(torch.equal(x, y) for x, y in zip(G_full.state_dict().values(), G_resumed.state_dict().values()))
 
 
 @pytest.mark.parametrize("name", ["r3gan_small", "r3gan_cifar", "r3gan_ffhq64"])

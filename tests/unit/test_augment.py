@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ganpipe.gan.augment import cutout, diff_augment, translation
+from ganpipe.gan.augment.diffaugment import cutout, diff_augment, translation
 
 
 def gen(seed=0):

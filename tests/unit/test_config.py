@@ -34,7 +34,7 @@ def test_yaml_exponent_strings_become_floats(default_params):
         ("train", "ema_decay", 1.0, "train.ema_decay must be in (0, 1) or null"),
         ("train", "ema_decay", 0, "train.ema_decay must be in (0, 1) or null"),
         ("train", "device", "tpu", "train.device must be one of ['auto', 'cpu', 'cuda']"),
-        ("train", "augment", ["flip"], "train.augment entries must be in ['translation', 'cutout']"),
+        ("train", "augment", ["flip"], "train.augment entries must be in ['translation', 'cutout', 'ada']"),
         ("train", "gp_weight", -1, "must be >= 0"),
         ("train", "checkpoint_every_s", -1, "train.checkpoint_every_s must be in [0, 86,400] seconds"),
         ("train", "checkpoint_every", 1, "unknown key train.checkpoint_every; it is train.checkpoint_every_s now"),

@@ -1,4 +1,5 @@
-"""An exponential moving average of G's weights: what sampling and evaluation use when train.ema_decay is set."""
+"""An exponential moving average of G's weights: what sampling and evaluation use when train.ema_decay or
+train.ema_halflife is set."""
 from __future__ import annotations
 
 import copy
@@ -19,10 +20,12 @@ class EMA:
         self._dst = list(self.model.parameters())
 
     @torch.no_grad()
-    def update(self) -> None:
+    def update(self, decay: float | None = None) -> None:
+        """One step of the average; `decay`: this step's (R3GAN's half-life schedule), else the warmed-up constant."""
         self.updates += 1
-        # warm-up: effective decay (1 + t) / (10 + t) until it reaches `decay` (as in tf.train.ExponentialMovingAverage)
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        if decay is None:
+            # warm-up: effective decay (1 + t) / (10 + t) until it reaches `decay` (tf.train.ExponentialMovingAverage)
+            decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         torch._foreach_lerp_(self._dst, self._src, 1.0 - decay)
 
     @torch.no_grad()

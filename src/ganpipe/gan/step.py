@@ -13,7 +13,10 @@ from torch import nn
 from ganpipe.distributed.group import Replicas
 from ganpipe.gan import compiled, devices
 from ganpipe.gan.augment import diff_augment
+from ganpipe.gan.augment.ada import Ada
+from ganpipe.gan.augment.strength import Strength
 from ganpipe.gan.ema import EMA
+from ganpipe.gan.schedules import Values, ema_beta
 from ganpipe.gan.losses import LOSSES, RELATIVISTIC, gradient_penalty, r1_penalty, zero_centred_penalty
 from ganpipe.params.config import TrainConfig
 
@@ -21,7 +24,8 @@ from ganpipe.params.config import TrainConfig
 def step_names(cfg: TrainConfig) -> list[str]:
     """The numbers each step returns, in order (the history's columns)."""
     return ["loss/d", "loss/g", "d/real", "d/fake"] + ["penalty/gp"] * (cfg.gp_weight > 0) \
-        + ["penalty/r1"] * (cfg.r1_weight > 0) + ["penalty/r1", "penalty/r2"] * _rp_penalties(cfg)
+        + ["penalty/r1"] * (cfg.r1_weight > 0) + ["penalty/r1", "penalty/r2"] * _rp_penalties(cfg) \
+        + ["augment/p", "augment/r_t"] * ("ada" in cfg.augment)
 
 
 def _rp_penalties(cfg: TrainConfig) -> bool:
@@ -30,7 +34,8 @@ def _rp_penalties(cfg: TrainConfig) -> bool:
 
 
 class Step:
-    """G, D, their optimisers and the random streams of the noise and DiffAugment, as one callable step."""
+    """G, D, their optimisers, the random streams of the noise and the augmentation, and the values the schedules
+    set (apply()), as one callable step."""
 
     def __init__(self, G: nn.Module, D: nn.Module, cfg: TrainConfig, precision: str, z_dim: int, num_classes: int,
                  replicas: Replicas, noise_gen: torch.Generator, aug_gen: torch.Generator, ema: EMA | None):
@@ -55,16 +60,39 @@ class Step:
         self.amp = lambda: devices.autocast(device, precision)
         self.d_loss_fn, self.g_loss_fn = LOSSES[cfg.loss]
         self.relativistic = cfg.loss in RELATIVISTIC  # G's loss also needs D's logits of the real batch
+        self.ada = Ada(cfg.ada_pipe, aug_gen) if "ada" in cfg.augment else None
+        self.strength = Strength(cfg.ada_p, cfg.ada_target, cfg.batch_size, device)
+        self.replicas = replicas
+        self.gamma = cfg.gamma
+        self.ema_beta: float | None = None  # None: the EMA's own warmed-up constant decay (train.ema_decay)
+
+    def apply(self, values: Values) -> None:
+        """Train the next steps with these schedule values: learning rates and beta2 into the optimisers' groups
+        (plain numbers: no synchronisation), gamma, the EMA's decay and ADA's scheduled p."""
+        for opt, lr, beta2 in ((self.opt_g, values.g_lr, values.g_beta2), (self.opt_d, values.d_lr, values.d_beta2)):
+            for group in opt.param_groups:
+                group["lr"], group["betas"] = lr, (group["betas"][0], beta2)
+        self.gamma = values.gamma
+        if values.ema_halflife is not None:
+            self.ema_beta = ema_beta(self.B, values.ema_halflife)
+        if values.augment_p is not None:
+            self.strength.set(values.augment_p)
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
+        if self.ada is not None:
+            return self.ada(x, self.strength.p)
         return diff_augment(x, self.cfg.augment, self.aug_gen) if self.cfg.augment else x
 
     def optimizers_state(self) -> dict:
-        return {"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+        """The optimisers' and ADA's state, for the resume checkpoint."""
+        return {"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "augment": self.strength.state_dict()}
 
     def load_optimizers(self, state: dict) -> None:
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        if "augment" in state:  # checkpoints from before ADA have none
+            self.strength.load_state_dict(state["augment"])
 
     def __call__(self, real: torch.Tensor, y_real: torch.Tensor) -> torch.Tensor:
         """real: this rank's slice of the batch, float [b, C, H, W] in [-1, 1]; y_real: int64 [b].
@@ -72,10 +100,12 @@ class Step:
         d_loss, logits_real, logits_fake, fake, y_fake, extra = self.d_step(real, y_real)
         g_loss = self.g_step(fake, y_fake, real, y_real)
         if self.ema is not None:
-            self.ema.update()
+            self.ema.update(self.ema_beta)
         with torch.no_grad():
+            ada = [self.strength.p.clone(), torch.sign(logits_real).mean()] if self.ada is not None else []
+            self.strength.after_step(self.replicas)
             return torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(logits_real).mean(),
-                                torch.sigmoid(logits_fake).mean(), *(v.detach() for _, v in extra)])
+                                torch.sigmoid(logits_fake).mean(), *(v.detach() for _, v in extra), *ada])
 
     def d_step(self, real: torch.Tensor, y_real: torch.Tensor) -> tuple:
         """train.d_steps updates of D; returns the last one's (d_loss, logits_real, logits_fake, fake, y_fake,
@@ -92,6 +122,8 @@ class Step:
                 logits = self.D_fwd(self.augment(torch.cat([real, fake.detach()])),
                                     torch.cat([y_real, y_fake])).float()
             logits_real, logits_fake = logits[:b], logits[b:]
+            if self.ada is not None:
+                self.strength.observe(logits_real)  # ADA's overfitting heuristic E[sign(D(real))]
             d_loss = self.d_loss_fn(logits_real, logits_fake)
             extra = self._penalties(real, fake, y_real, y_fake)
             for weight, value in extra:
@@ -134,5 +166,5 @@ class Step:
             with self.amp():
                 per_example = zero_centred_penalty(both, torch.cat([real, fake.detach()]))
             b = real.shape[0]
-            out += [(cfg.gamma, per_example[:b].mean()), (cfg.gamma, per_example[b:].mean())]
+            out += [(self.gamma, per_example[:b].mean()), (self.gamma, per_example[b:].mean())]
         return out

@@ -35,6 +35,7 @@ from ganpipe.gan import compiled, devices, resume, syncnorm
 from ganpipe.gan.ema import EMA
 from ganpipe.gan.models import classes_drawn
 from ganpipe.gan.sampling import render
+from ganpipe.gan.schedules import Schedules
 from ganpipe.gan.step import Step, step_names
 from ganpipe.params.config import TrainConfig
 from ganpipe.params.sizes import check_batch_fits
@@ -184,7 +185,8 @@ def train(
     labels_src = labels.to(device) if on_device else labels
     streams = _Streams(torch.Generator().manual_seed(cfg.seed), devices.generator(device, cfg.seed + 1),
                        devices.generator(device, cfg.seed + 2 + RANK_SEED * replicas.rank))
-    ema = EMA(G, cfg.ema_decay) if cfg.ema_decay is not None else None
+    # R3GAN's EMA (ema_halflife) sets its decay every step through the schedules; ema_decay is a warmed-up constant
+    ema = EMA(G, cfg.ema_decay or 0.0) if cfg.ema_decay is not None or cfg.ema_halflife is not None else None
     state = _restore(resume_from, G, D, ema, streams, replicas) if resume_from is not None else _State()
     step = Step(G, D, cfg, precision.used, z_dim, num_classes, replicas, streams.noise, streams.augment, ema)
     if resume_from is not None:
@@ -198,8 +200,9 @@ def train(
                initial=start_epoch, total=cfg.epochs)
     began = time.perf_counter()
     work = 0.0  # seconds of per-epoch work
+    schedules = Schedules(cfg)
     loop = _Loop(cfg, hooks, replicas, G, D, ema, step, streams, shown, z_dim, num_classes,
-                 Every(cfg.grid_every_s), Every(cfg.checkpoint_every_s))
+                 Every(cfg.grid_every_s), Every(cfg.checkpoint_every_s), schedules)
     if hooks.log_images is not None and hooks.grid is not None and start_epoch == 0:
         # step 0: what the untrained G draws; the MLflow UI's step slider also opens at 0 (no RNG is consumed)
         hooks.log_images(0, render(shown, *hooks.grid))
@@ -210,6 +213,7 @@ def train(
         for i in range(batches):
             idx = perm[i * B : (i + 1) * B][mine]
             real = to_float(images_src[idx].to(device, non_blocking=True)).contiguous(memory_format=fmt)
+            step.apply(schedules.at(state.steps * B))  # a function of the images shown: resumes exactly
             sums += step(real, labels_src[idx].to(device, non_blocking=True))
             state.steps += 1
             if hooks.after_step is not None:
@@ -242,6 +246,7 @@ class _Loop:
     num_classes: int
     grids: Every
     checkpoints: Every
+    schedules: Schedules
 
     def end_of_epoch(self, row: dict[str, float], state: _State) -> None:
         """Check the epoch's numbers, report them, and on the clocks (always after the last epoch) draw the grid
@@ -255,6 +260,7 @@ def _end_of_epoch(loop: _Loop, row: dict[str, float], state: _State) -> None:
     if not all(math.isfinite(v) for v in row.values()):
         raise DivergenceError(f"training diverged at epoch {epoch}: {row}; lower the learning rates "
                               f"(train.g_lr, train.d_lr) or try train.loss: hinge")
+    row = {**row, **loop.schedules.logged(state.steps * cfg.batch_size)}  # where the schedules stand now
     state.history.append({"epoch": epoch, **row})
     if hooks.log is not None:
         hooks.log(epoch, row)

@@ -16,7 +16,9 @@ MAX_INTERVAL_S = 86_400.0  # checkpoint and grid intervals: at most a day
 DEVICES = ("auto", "cpu", "cuda")
 BACKENDS = ("auto", "gloo", "nccl")  # torch.distributed process-group backends (auto: nccl on GPUs, gloo on CPUs)
 FEATURES = ("classifier", "inception", "both")  # the feature spaces evaluate scores in
-AUGMENTS = ("translation", "cutout")  # DiffAugment policies (Zhao et al. 2020)
+AUGMENTS = ("translation", "cutout", "ada")  # DiffAugment policies (Zhao et al. 2020), or ADA (Karras et al. 2020)
+ADA_PIPES = ("bgc", "bgcc")  # ADA's augmentation sets (gan/augment/ada.py)
+MAX_IMAGES_SHOWN = 10**12  # schedules: a trillion images is far beyond any training
 
 
 # Upper bounds on values that can never work here (they would overflow a seed, start millions of threads or
@@ -44,6 +46,37 @@ def positive(obj: Any, section: str, keys: tuple[str, ...]) -> None:
     for key in keys:
         value = getattr(obj, key)
         require(value > 0, f"{section}.{key}", "must be > 0", value)
+
+
+def check_schedules(train: Any) -> None:
+    """train's schedule and ADA keys: values in range, and a scheduled or adaptive value that has what it needs."""
+    within(train, "train", ("schedule_images",), 0, MAX_IMAGES_SHOWN)
+    ends = {k: getattr(train, k) for k in ("lr_end", "beta2_end", "gamma_end", "ema_halflife_end", "ada_p_end")}
+    if train.schedule_images == 0:
+        moving = [k for k, v in ends.items() if v is not None]
+        require(not moving, "train.schedule_images", f"must be > 0 (the images over which the schedule runs) when "
+                f"train.{moving[0] if moving else ''} is set", train.schedule_images)
+    require(ends["lr_end"] is None or 0 < ends["lr_end"] <= MAX_LR, "train.lr_end", f"must be null or in (0, {MAX_LR}]",
+            ends["lr_end"])
+    require(ends["beta2_end"] is None or 0 <= ends["beta2_end"] < 1, "train.beta2_end", "must be null or in [0, 1)",
+            ends["beta2_end"])
+    require(ends["gamma_end"] is None or 0 <= ends["gamma_end"] <= 1e6, "train.gamma_end", "must be null or in "
+            "[0, 1e6]", ends["gamma_end"])
+    for key in ("ema_halflife", "ema_halflife_end"):
+        value = getattr(train, key)
+        require(value is None or 0 <= value <= MAX_IMAGES_SHOWN, f"train.{key}", "must be null or images in "
+                f"[0, {MAX_IMAGES_SHOWN:.0e}]", value)
+    require(train.ema_halflife is None or train.ema_decay is None, "train.ema_decay", "must be null when "
+            "train.ema_halflife is set (one EMA: a half-life in images, or a constant decay)", train.ema_decay)
+    require(train.ema_halflife_end is None or train.ema_halflife is not None, "train.ema_halflife", "must be set "
+            "(the start value) when train.ema_halflife_end is", train.ema_halflife)
+    require(0 <= train.ada_p <= 1, "train.ada_p", "must be in [0, 1]", train.ada_p)
+    require(train.ada_p_end is None or 0 <= train.ada_p_end <= 1, "train.ada_p_end", "must be null or in [0, 1]",
+            train.ada_p_end)
+    require(train.ada_target is None or 0 < train.ada_target < 1, "train.ada_target", "must be null or in (0, 1)",
+            train.ada_target)
+    require(train.ada_target is None or train.ada_p_end is None, "train.ada_p_end", "must be null when "
+            "train.ada_target is set: p is either adaptive (ada_target) or scheduled (ada_p_end)", train.ada_p_end)
 
 
 def check_combinations(cfg: Any) -> None:
