@@ -135,3 +135,15 @@ def test_fixed_p_ignores_the_heuristic_and_its_state_round_trips():
             s_.observe(-torch.ones(16))
             s_.after_step(SOLO)
     assert torch.equal(a.p, b.p) and torch.equal(a.signs, b.signs) and a.steps == b.steps
+
+
+@pytest.mark.parametrize("up, down, pad, flip", [(2, 1, (6, 5), False), (1, 2, (-1, -1), True)])
+def test_resampling_as_matrices_is_the_upfirdn_definition(up, down, pad, flip):
+    x = images(3, size=20, batch=4)
+    along_width = ada.upfirdn_1d(x, up, down, pad, flip)
+    expected = ada.upfirdn_1d(along_width.transpose(-1, -2), up, down, pad, flip).transpose(-1, -2)
+    got = ada.resample(x, up, down, pad, flip)
+    assert got.shape == expected.shape and torch.allclose(got, expected, atol=1e-5)
+    flat = torch.full((1, 1, 20, 20), 0.7)
+    inner = ada.resample(flat, up, down, pad, flip)[..., 8:-8, 8:-8]  # away from the zero padding at the borders
+    assert torch.allclose(inner, torch.full_like(inner, 0.7), atol=1e-5)  # gain: a constant stays constant
