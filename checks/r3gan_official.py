@@ -1,5 +1,5 @@
 """Are ganpipe's R3GAN networks the official ones? Builds both, on the CPU, for the paper's CIFAR-10 (class-
-conditional) and FFHQ-64 presets: ganpipe's from configs/r3gan_cifar.yaml and configs/r3gan_ffhq64.yaml, the
+conditional), FFHQ-64 and FFHQ-256 presets: ganpipe's from configs/r3gan_cifar.yaml, r3gan_ffhq64.yaml and r3gan_ffhq256.yaml, the
 official code's (github brownvc/R3GAN, a checkout given as the argument) from its R3GAN/Networks.py with its
 reference (non-CUDA) operators. Then it moves every official weight off its initial value (where each block
 starts as the identity), copies the weights into ganpipe's networks by name and compares parameter counts and
@@ -23,11 +23,13 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# the official code's CIFAR10 and FFHQ-64 presets (its train.py), as (preset, ganpipe config, conditional)
+# the official code's CIFAR10, FFHQ-64 and FFHQ-256 presets (its train.py), as (preset, ganpipe config, conditional)
 PRESETS = {
     "CIFAR10": dict(config="r3gan_cifar", widths=[768] * 4, blocks=[2] * 4, cardinality=[96] * 4, cond=True, size=32),
     "FFHQ-64": dict(config="r3gan_ffhq64", widths=[768] * 4 + [384], blocks=[2] * 5, cardinality=[96] * 4 + [48],
                     cond=False, size=64),
+    "FFHQ-256": dict(config="r3gan_ffhq256", widths=[768] * 4 + [384, 192, 96], blocks=[2] * 7,
+                     cardinality=[96] * 4 + [48, 24, 12], cond=False, size=256),
 }
 NUM_CLASSES = 10
 # official parameter names -> ganpipe's, applied in order

@@ -46,7 +46,7 @@ def test_without_gamma_rpgan_has_no_penalties_and_learns_to_tell_real_from_fake(
     assert last["d/real"] > last["d/fake"]
 
 
-@pytest.mark.parametrize("name", ["r3gan_small", "r3gan_cifar", "r3gan_ffhq64"])
+@pytest.mark.parametrize("name", ["r3gan_small", "r3gan_cifar", "r3gan_ffhq64", "r3gan_ffhq256"])
 def test_the_r3gan_configs_are_valid_and_build(name):
     cfg = config.from_dict(overlays.merge(config.load(ROOT / "params.yaml").raw,
                                           overlays.read(ROOT / "configs" / f"{name}.yaml")))

@@ -16,14 +16,20 @@ SEED_MLP = dict(arch="mlp", g_hidden=(128, 256, 512, 1024), d_hidden=(1024, 512,
                 g_activation="relu", d_activation="relu", g_batchnorm=False, conditional=False)
 
 
+# dcgan widths per size: one block per width (4x4 -> the full size in G, the full size -> 4x4 in D)
+DCGAN_WIDTHS = {32: ((64, 32, 16), (16, 32, 64)), 64: ((64, 32, 16, 8), (8, 16, 32, 64)),
+                128: ((32, 16, 16, 8, 8), (8, 8, 16, 16, 32)), 256: ((32, 16, 16, 8, 8, 8), (8, 8, 8, 16, 16, 32))}
+
+
 @pytest.mark.parametrize("arch,shape", [("mlp", (1, 28, 28)), ("dcgan", (1, 28, 28)), ("mlp", (3, 32, 32)),
-                                        ("dcgan", (3, 32, 32)), ("dcgan", (1, 32, 32)), ("dcgan", (3, 64, 64))])
-def test_shapes_and_range(default_params, arch, shape):
-    changes = {"arch": arch}
-    if arch == "dcgan" and shape[1] == 32:
-        changes["g_hidden"] = (64, 32, 16)  # 4 -> 8 -> 16 -> 32
-    if arch == "dcgan" and shape[1] == 64:
-        changes["g_hidden"], changes["d_hidden"] = (64, 32, 16, 8), (8, 16, 32, 64)  # 4 -> 64, 64 -> 4
+                                        ("dcgan", (3, 32, 32)), ("dcgan", (1, 32, 32)), ("dcgan", (3, 64, 64)),
+                                        ("dcgan", (1, 128, 128)), ("dcgan", (3, 128, 128)), ("dcgan", (1, 256, 256)),
+                                        ("dcgan", (3, 256, 256))])
+@pytest.mark.parametrize("conditional", [True, False])
+def test_shapes_and_range(default_params, arch, shape, conditional):
+    changes = {"arch": arch, "conditional": conditional}
+    if arch == "dcgan" and shape[1] in DCGAN_WIDTHS:
+        changes["g_hidden"], changes["d_hidden"] = DCGAN_WIDTHS[shape[1]]
     cfg = model_cfg(default_params, **changes)
     G, D = build(cfg, shape, seed=0, num_classes=10)
     z, y = torch.randn(5, cfg.z_dim), torch.arange(5)

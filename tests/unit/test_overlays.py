@@ -42,8 +42,8 @@ def test_a_value_reaches_dvcs_set_param_unchanged(tmp_path, value):
 
 def test_every_shipped_config_is_commented_and_resolves_through_dvc(project):
     names = sorted(p.stem for p in (project / "configs").glob("*.yaml"))
-    assert names == ["cifar10_32", "colour", "folder64_unlabelled", "r3gan_cifar", "r3gan_ffhq64", "r3gan_small",
-                     "seed_recipe"]
+    assert names == ["cifar10_32", "colour", "folder128_unlabelled", "folder64_unlabelled", "r3gan_cifar",
+                     "r3gan_ffhq256", "r3gan_ffhq64", "r3gan_small", "resnet256", "seed_recipe"]
     for name in names:
         assert "#" in (project / "configs" / f"{name}.yaml").read_text(), f"{name}: say why, in comments"
         (command,) = experiments.plan(project, [name], [], None, [], False, False)

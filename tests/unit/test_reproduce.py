@@ -7,7 +7,7 @@ import yaml
 
 from ganpipe.keys import PRECISION_TAG
 from ganpipe.params import config
-from ganpipe.results.reproduce import ReproduceError, Target, check_paths, from_run, params_from_run
+from ganpipe.results.reproduce import ReproduceError, Target, check_paths, from_run, params_from_run, resolve
 from ganpipe.results.verdict import compare, expected_mode, precision_row, verdict_table
 
 MACHINE = {"env.torch": "2.14.1", "env.cpu": "AMD EPYC", "env.gpu": "none", "train.device": "cpu"}
@@ -105,6 +105,31 @@ def run_record(commit, default_params, **kw):
     tags = {"git.commit": commit, "git.dirty": "false", "ganpipe.generator_sha256": "aa", **MACHINE}
     return {"run_id": "r" * 32, "name": "n", "status": "FINISHED", "params": params, "tags": tags,
             "metrics": {"eval/fid": 1.0, "time/train_s": 3.0}, **kw}
+
+
+def test_a_dvc_experiment_is_judged_on_the_machine_kind_its_training_run_recorded(git_repo, default_params,
+                                                                                   monkeypatch):
+    import pandas as pd
+
+    from ganpipe.track import tracking
+
+    root, _ = git_repo
+    lock = {"stages": {"train": {"outs": [{"path": "models/generator.safetensors", "md5": "ab"}]}}}
+    (root / "dvc.lock").write_text(yaml.safe_dump(lock))
+    run = lambda *a: subprocess.run(["git", *a], cwd=root, check=True, capture_output=True, text=True)  # noqa: E731
+    run("add", "dvc.lock")
+    run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "exp")
+    run("update-ref", "refs/exps/ab/cd/my-exp", "HEAD")  # where `dvc exp run -n my-exp` keeps an experiment
+    record = run_record("c" * 40, default_params)
+    cfg = config.from_dict(default_params).tracking
+    monkeypatch.setattr(tracking, "select_runs", lambda c, tags: pd.DataFrame(
+        [{"run_id": record["run_id"], "status": "FINISHED"}] if tags == {"dvc.exp_name": "my-exp"} else []))
+    monkeypatch.setattr(tracking, "get_run", lambda run_id: record)
+    found = resolve("my-exp", root, cfg)
+    assert found.label == "DVC experiment my-exp" and found.hashes == {"models/generator.safetensors": "ab"}
+    assert found.machine == MACHINE  # not "not recorded": the run was found by its dvc.exp_name tag
+    monkeypatch.setattr(tracking, "select_runs", lambda c, tags: pd.DataFrame([]))
+    assert resolve("my-exp", root, cfg).machine is None  # no such run (or no store): not recorded, as before
 
 
 def test_a_dirty_run_warns_and_unfinished_or_foreign_runs_are_refused(git_repo, default_params, capsys):

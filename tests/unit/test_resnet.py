@@ -30,7 +30,9 @@ def run(model_cfg, train_cfg, split, **kwargs):
 
 
 @pytest.mark.parametrize("size,g_hidden,d_hidden", [(28, (16, 16), (16, 16)), (32, (16, 16, 16), (16, 16, 16, 16)),
-                                                    (64, (32, 16, 16, 8), (8, 16, 16, 32, 32))])
+                                                    (64, (32, 16, 16, 8), (8, 16, 16, 32, 32)),
+                                                    (128, (16, 16, 8, 8, 8), (8, 8, 8, 16, 16, 16)),
+                                                    (256, (16, 16, 8, 8, 8, 8), (8, 8, 8, 8, 16, 16, 16))])
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("conditional", [True, False])
 def test_shapes_for_each_size_and_channel_count(tiny_params, size, g_hidden, d_hidden, channels, conditional):

@@ -93,18 +93,32 @@ def resolve(target: str, root: Path, tracking_cfg: Any) -> Target:
     if commit:
         return from_commit(root, commit, f"git {target}")
     ref = _exp_ref(root, target)
+    runs, store = _exp_runs(tracking_cfg, target)
     if ref:
-        return from_commit(root, git(root, "rev-parse", ref), f"DVC experiment {target}")
-    try:
-        runs = tracking.select_runs(tracking_cfg, {"dvc.exp_name": target})  # quotes in `target` are safe here
-        runs = runs[runs["status"] == "FINISHED"] if not runs.empty else runs
-        store = ""
-    except (TrackingError, ConfigError) as exc:
-        runs, store = None, f" (MLflow: {exc})"
+        found = from_commit(root, git(root, "rev-parse", ref), f"DVC experiment {target}")
+        if runs is not None and not runs.empty:  # its training run says which machine kind made it
+            found.machine = machine_of(tracking.get_run(runs["run_id"].iloc[0])["tags"])
+        return found
     if runs is not None and not runs.empty:
         return from_run(tracking.get_run(runs["run_id"].iloc[0]), root)
     raise ReproduceError(f"{target!r} is not an MLflow run id, a git commit or a DVC experiment name{store}. "
                          f"List them with `ganpipe compare`, `git log` or `dvc exp list --all-commits`")
+
+
+def _exp_runs(tracking_cfg: Any, name: str) -> tuple[Any, str]:
+    """The finished MLflow runs of DVC experiment `name`, newest first (None when the store cannot say, with why)."""
+    from ganpipe.track import tracking
+
+    try:
+        runs = tracking.select_runs(tracking_cfg, {"dvc.exp_name": name})  # quotes in `name` are safe here
+        return (runs[runs["status"] == "FINISHED"] if not runs.empty else runs), ""
+    except (TrackingError, ConfigError) as exc:
+        return None, f" (MLflow: {exc})"
+
+
+def machine_of(tags: dict[str, str]) -> dict[str, str]:
+    """The tags naming the machine kind a run was made on: env.*, train.device and the resolved precision."""
+    return {k: v for k, v in tags.items() if k.startswith("env.") or k in ("train.device", PRECISION_TAG)}
 
 
 def from_run(run: dict, root: Path) -> Target:
@@ -125,7 +139,7 @@ def from_run(run: dict, root: Path) -> Target:
     hashes = {"data (prepared sha256)": tags.get(DATA_TAG), "classifier": tags.get(CLASSIFIER_TAG),
               "generator": tags.get(GENERATOR_TAG)}
     metrics = {k: v for k, v in run["metrics"].items() if k.startswith(SCORE_PREFIXES) or k in TRAIN_KEYS}
-    machine = {k: v for k, v in tags.items() if k.startswith("env.") or k in ("train.device", PRECISION_TAG)}
+    machine = machine_of(tags)
     if tags.get("git.dirty") == "true":
         note(f"warning: {label} was made from a working tree with uncommitted changes (git.dirty=true): its "
              f"code was not exactly commit {commit[:12]}, so it may not reproduce", err=True)

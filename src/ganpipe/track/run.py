@@ -2,7 +2,8 @@
 retried through short outages of the store (failures.py), and idempotent, so that neither a retry nor a
 resumed training logs an epoch's metrics or images twice:
 - metrics carry the timestamp of their first attempt: the store drops an identical row sent again;
-- images go up under names fixed at their first attempt, so a second upload overwrites the first;
+- images go up under names fixed at their first attempt, so a second upload overwrites the first; one larger
+  than the UI shows well (a grid of 128 or 256 px samples) goes up downsampled, its original in images_full/;
 - a continued run first reads which (metric, step) and (image, step) it has and skips those;
 - the generator model is found by (run, name) before one is made, so it is one entry (logged_model.py).
 """
@@ -25,7 +26,21 @@ from ganpipe.track.failures import retry_budget, retrying
 
 T = TypeVar("T")
 IMAGES = "images"  # MLflow's folder of stepped images; the UI reads key and step from the file names
+FULL_IMAGES = "images_full"  # the full-size originals of stepped images shown downsampled
+UI_SIDE = 1024  # the largest side of a stepped image as the UI shows it: a 10x10 grid of 256 px images is 2,580
 IMAGE_NAME = re.compile(r"(?P<key>.+)\+step\+(?P<step>\d+)\+timestamp\+\d+\+[0-9a-f-]+")
+
+
+def fit_for_ui(image):
+    """A PIL image whose larger side is at most UI_SIDE (box-filtered, so grids of many samples stay legible);
+    the image itself when it already fits."""
+    from PIL import Image
+
+    side = max(image.size)
+    if side <= UI_SIDE:
+        return image
+    scale = UI_SIDE / side
+    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BOX)
 
 
 class NullRun:
@@ -105,8 +120,14 @@ class MlflowRun(NullRun):
             return
         if not base:  # a partly uploaded image (found when continuing) is completed under its own name
             base = f"{key.replace('/', '~')}+step+{step}+timestamp+{int(time.time() * 1000)}+{uuid.uuid4()}"
-        pil = convert_to_pil_image(image)
+        full = convert_to_pil_image(image)
+        pil = fit_for_ui(full)
         with tempfile.TemporaryDirectory() as tmp:
+            if pil is not full:  # the full-size grid is kept beside, under a fixed name (a retry overwrites it)
+                full.save(Path(tmp) / f"{key.replace('/', '~')}_step{step:06d}.png")
+                self._call(f"full-size image {key} of step {step}",
+                           lambda: self.client.log_artifacts(self.run_id, tmp, FULL_IMAGES))
+                (Path(tmp) / f"{key.replace('/', '~')}_step{step:06d}.png").unlink()
             pil.save(Path(tmp) / f"{base}.png")
             compress_image_size(pil).save(Path(tmp) / f"{base}+compressed.webp")
             self._call(f"image {key} of step {step}", lambda: self.client.log_artifacts(self.run_id, tmp, IMAGES))
