@@ -82,8 +82,11 @@ want pipeline && part pipeline 50 bash -c pipeline
 want loop_speed && part loop_speed 110 python3 benchmarks/loop_speed.py --data "$data" --steps $steps --warm $warm \
   --batch $batches --compile $modes --top 6
 # R3GAN's CIFAR-10 preset (20M weights per network, its schedules and ADA from p = 0) at both batch sizes
+# (tiny: batch 8 and one profiled step: the preset's activations at batch 64 outgrow a small CPU machine's memory,
+# and a step of it takes seconds there)
 want r3gan_speed && part r3gan_speed 120 python3 benchmarks/loop_speed.py --data "$data" --arms ganpipe-r3gan-cifar \
-  --steps $(( steps / 4 + 1 )) --warm $(( warm / 2 + 1 )) --batch $batches --precision fp32 bf16 --compile $modes --top 3
+  --steps $(( steps / 4 + 1 )) --warm $(( warm / 2 + 1 )) --batch $([ "$tiny" = 1 ] && echo 8 || echo $batches) \
+  --profile $([ "$tiny" = 1 ] && echo 1 || echo 10) --precision fp32 bf16 --compile $modes --top 3
 want inception && part inception 60 python3 benchmarks/inception_speed.py \
   --device "$([ "$tiny" = 1 ] && echo cpu || echo cuda)" --n $n --per-rate $per --batches 64 256 \
   --net "$carry/inception-fp16.pt" --check "$carry/inception-check.safetensors"
