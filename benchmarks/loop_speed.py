@@ -1,6 +1,7 @@
 """ganpipe's training loop against the pytorch/examples DCGAN loop, side by side in one process on one device.
 
-Same data (32 px colour: an image folder with --data, else 4,194 synthetic images), same batch sizes. Arms:
+Same data (colour at each --size, 32 px by default: an image folder with --data, else 4,194 synthetic images), same
+batch sizes. Arms (at 64 px each ganpipe arm gains one stage, as WIDE64 says; the peer runs at 32 px only):
   peer            pytorch/examples dcgan/main.py (benchmarks/peer_dcgan.py): per-item transforms, DataLoader
                   with 2 workers, BCE, fp32: the loop a GAN user starts from
   ganpipe-colour  configs/colour.yaml (conditional DCGAN, hinge, spectral norm, EMA)
@@ -15,7 +16,7 @@ batch size, then from torch.profiler over --profile more steps (benchmarks/profi
 (kernel time over wall time; CUDA only), kernel launches and host-device syncs per step; and peak device memory.
 --top K lists each row's K most expensive kernels after the table.
 
-  python benchmarks/loop_speed.py [--device auto] [--data FOLDER] [--batch 64 256] [--steps 200] [--top 0]
+  python benchmarks/loop_speed.py [--device auto] [--data FOLDER] [--size 32] [--batch 64 256] [--steps 200] [--top 0]
                                   [--precision auto] [--compile none reduce-overhead] [--deterministic true]
 """
 from __future__ import annotations
@@ -46,6 +47,13 @@ ARMS = {"ganpipe-colour": ("colour", []), "ganpipe-r3gan-small": ("r3gan_small",
         "ganpipe-r3gan-cifar": ("r3gan_cifar", [])}
 RESNET = ["model.arch=resnet", "model.g_hidden=[256,256,256]", "model.d_hidden=[128,128,128,128]",
           "model.g_activation=relu", "model.d_activation=relu"]
+# at 64 px: one more stage per network, at the width the arm's 32 px config ends on (the DCGAN as in
+# configs/folder64_unlabelled.yaml)
+WIDE64 = {"ganpipe-colour": ["model.g_hidden=[256,128,64,32]", "model.d_hidden=[32,64,128,256]"],
+          "ganpipe-resnet": ["model.g_hidden=[256,256,256,256]", "model.d_hidden=[128,128,128,128,128]"],
+          "ganpipe-r3gan-small": ["model.g_hidden=[64,64,32,32,32]", "model.d_hidden=[32,32,32,64,64]",
+                                  "model.blocks=[1,1,1,1,1]", "model.cardinality=[8,8,4,4,4]"]}
+WIDE64["ganpipe-r3gan-small-ada"] = WIDE64["ganpipe-r3gan-small"]
 
 
 class PerItem(torch.utils.data.Dataset):
@@ -62,16 +70,16 @@ class PerItem(torch.utils.data.Dataset):
         return (torch.from_numpy(x).permute(2, 0, 1) - 0.5) / 0.5, 0
 
 
-def load(folder: Path | None, n: int = 4194) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 [N, 3, 32, 32] and int64 labels."""
+def load(folder: Path | None, size: int = 32, n: int = 4194) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 [N, 3, size, size] and int64 labels."""
     if folder is None:
         from ganpipe.data import datasets
 
-        s = datasets.synthetic(n, size=32, channels=3)
+        s = datasets.synthetic(n, size=size, channels=3)
         return s.images, s.labels
     import torchvision
 
-    tf = torchvision.transforms.Compose([torchvision.transforms.Resize(32), torchvision.transforms.CenterCrop(32),
+    tf = torchvision.transforms.Compose([torchvision.transforms.Resize(size), torchvision.transforms.CenterCrop(size),
                                          torchvision.transforms.PILToTensor()])
     ds = torchvision.datasets.ImageFolder(str(folder), transform=tf)
     pairs = [ds[i] for i in range(min(n, len(ds)))]
@@ -155,6 +163,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--data", type=Path, default=None, help="an image folder (default: synthetic 32 px images)")
+    ap.add_argument("--size", type=int, nargs="+", default=[32], choices=[32, 64])
     ap.add_argument("--batch", type=int, nargs="+", default=[64, 256])
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--warm", type=int, default=20, help="untimed steps first (compiling happens here)")
@@ -171,56 +180,59 @@ def main() -> None:
     device = devices.resolve(args.device)
     params = config.load(ROOT / "params.yaml").raw
 
-    def tree_of(arm: str) -> dict:
+    def tree_of(arm: str, size: int) -> dict:
         name, extra = ARMS.get(arm, ("colour", RESNET))  # ganpipe-resnet: the colour config with ResNet widths
         tree = overlays.merge(params, overlays.read(ROOT / "configs" / f"{name}.yaml"))
-        return overrides.apply_overrides(tree, ["data.image_size=32", *extra])
+        return overrides.apply_overrides(tree, [f"data.image_size={size}", *extra,
+                                                *(WIDE64.get(arm, []) if size == 64 else [])])
 
-    images, labels = load(args.data)
+    data = {size: load(args.data, size) for size in args.size}
     name = devices.gpu_name(device) or "CPU"
+    sizes = " and ".join(f"{s} px" for s in args.size)
     print(f"device: {name}; torch {torch.__version__}; bf16 {devices.bf16_support(device)[1]}; "
-          f"threads {args.threads}; {len(images)} images 32 px; {args.steps} timed steps, {args.profile} profiled")
-    print("| arm | batch | precision | compile | deterministic | images/s | x peer | GPU busy | launches/step | "
+          f"threads {args.threads}; {len(data[args.size[0]][0])} images {sizes}; {args.steps} timed steps, "
+          f"{args.profile} profiled")
+    print("| arm | size | batch | precision | compile | deterministic | images/s | x peer | GPU busy | launches/step | "
           "syncs/step | peak MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     peer_speed: dict[int, float] = {}
     tops: list[str] = []
-    # eager rows first, at every batch size, then each compiled mode: a run cut short keeps the cheap rows
-    for mode in args.compile:
-        for batch in args.batch:
-            rows = []
-            if "peer" in args.arms and batch not in peer_speed:
-                rows.append(("peer", "fp32", "none", "-",
-                             lambda w: peer(images, batch, args.steps, args.warm, device, w)))
-            for arm in (a for a in args.arms if a.startswith("ganpipe")):
-                for precision in args.precision:
-                    for det in args.deterministic:
-                        tree = overrides.apply_overrides(tree_of(arm), [
-                            f"train.precision={precision}", f"train.compile={mode}", f"train.deterministic={det}"])
-                        cfg = config.from_dict(tree)
-                        rows.append((arm, precision, mode, det, lambda w, cfg=cfg: ours(
-                            cfg, images, labels, batch, args.steps, args.warm, device, w)))
-            for arm, precision, mode_, det, fn in rows:
-                if device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats()
-                window = Window(device, args.profile)
-                try:
-                    r = fn(window)
-                except Exception as exc:  # one row that cannot run (no Triton, out of memory) must not end the rest
-                    print(f"| {arm} | {batch} | {precision} | {mode_} | {det} | failed: "
-                          f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]} |", flush=True)
-                    continue
-                if arm == "peer":
-                    peer_speed[batch] = r["images_per_s"]
-                ratio = f"{r['images_per_s'] / peer_speed[batch]:.2f}x" if batch in peer_speed else "-"
-                peak = f"{torch.cuda.max_memory_allocated() / 2**20:.0f}" if device.type == "cuda" else "-"
-                used = r.get("precision", precision)
-                shown = f"{precision} ({used})" if precision == "auto" else used
-                print(f"| {arm} | {batch} | {shown} | {mode_} | {det} | {r['images_per_s']:,.0f} | {ratio} | "
-                      f"{' | '.join(window.cells())} | {peak} |", flush=True)
-                if args.top:
-                    tops += [f"{arm}, batch {batch}, compile {mode_}, deterministic {det}:",
-                             *window.top_lines(args.top)]
+    # eager rows first, at every size and batch size, then each compiled mode: a run cut short keeps the cheap rows
+    for mode, size, batch in ((m, s, b) for m in args.compile for s in args.size for b in args.batch):
+        images, labels = data[size]
+        rows = []
+        if "peer" in args.arms and batch not in peer_speed and size == 32:
+            rows.append(("peer", "fp32", "none", "-",
+                         lambda w: peer(images, batch, args.steps, args.warm, device, w)))
+        for arm in (a for a in args.arms if a.startswith("ganpipe")):
+            for precision in args.precision:
+                for det in args.deterministic:
+                    tree = overrides.apply_overrides(tree_of(arm, size), [
+                        f"train.precision={precision}", f"train.compile={mode}", f"train.deterministic={det}"])
+                    cfg = config.from_dict(tree)
+                    rows.append((arm, precision, mode, det, lambda w, cfg=cfg: ours(
+                        cfg, images, labels, batch, args.steps, args.warm, device, w)))
+        for arm, precision, mode_, det, fn in rows:
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            window = Window(device, args.profile)
+            try:
+                r = fn(window)
+            except Exception as exc:  # one row that cannot run (no Triton, out of memory) must not end the rest
+                print(f"| {arm} | {size} | {batch} | {precision} | {mode_} | {det} | failed: "
+                      f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]} |", flush=True)
+                continue
+            if arm == "peer":
+                peer_speed[batch] = r["images_per_s"]
+            ratio = f"{r['images_per_s'] / peer_speed[batch]:.2f}x" if batch in peer_speed and size == 32 else "-"
+            peak = f"{torch.cuda.max_memory_allocated() / 2**20:.0f}" if device.type == "cuda" else "-"
+            used = r.get("precision", precision)
+            shown = f"{precision} ({used})" if precision == "auto" else used
+            print(f"| {arm} | {size} | {batch} | {shown} | {mode_} | {det} | {r['images_per_s']:,.0f} | {ratio} | "
+                  f"{' | '.join(window.cells())} | {peak} |", flush=True)
+            if args.top:
+                tops += [f"{arm}, {size} px, batch {batch}, compile {mode_}, deterministic {det}:",
+                         *window.top_lines(args.top)]
     if tops:
         print("\nKernels taking the most GPU time in the profiled steps:")
         print("\n".join(tops))
