@@ -1,12 +1,14 @@
 """Large image folders: decoding speed and peak memory of `prepare`, and the memory training holds with the
 prepared data loaded vs memory-mapped.
 
-  python benchmarks/folder_scale.py [--n 100000] [--size 64] [--folder /tmp/ganpipe-folder-100k]
+  python benchmarks/folder_scale.py [--n 100000] [--size 64] [--folder /tmp/ganpipe-folder-100k] [--no-train]
 
 1. Generates --n PNG files of --size px in 10 class folders (once; reused when the folder is complete).
 2. Decoding: images/s of data/folder.py's parallel decode with 1 worker process and with every core.
-3. The real `prepare` stage in a subprocess: wall time and its peak resident memory (VmHWM) against the size
-   of the final uint8 array.
+3. The real `prepare` stage in a subprocess: wall time, and its peak memory against the size of the final uint8
+   array: the stage process's own peak (VmHWM), and the peak over time of the proportional set size (PSS, shared
+   pages split between the processes sharing them) summed over the stage and its decoding workers, sampled
+   every 0.1 s. Page-cache pages of the files it writes are the OS's, not the stage's, and are not counted.
 4. One training epoch (a small DCGAN, so it ends in minutes) in a subprocess, with the prepared split loaded
    and with it memory-mapped (GANPIPE_DATA_BUDGET_MB=0): anonymous memory (RssAnon: what the process holds;
    mapped file pages are the OS's cache and can be dropped) and peak resident memory.
@@ -68,6 +70,37 @@ def decode_speed(folder: Path, size: int) -> dict[str, float]:
     return out
 
 
+def _tree(pid: int) -> list[int]:
+    """pid and every process below it."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                todo += [int(c) for c in Path(f"/proc/{p}/task/{task}/children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def _pss(pid: int) -> int:
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    return sum(int(line.split()[1]) for line in text.splitlines() if line.startswith(("Pss_Anon", "Pss_Shmem")))
+
+
+def peak_tree_pss(proc: subprocess.Popen, every: float = 0.1) -> float:
+    """The largest sum over time of the anonymous PSS (kB) of `proc` and its children, until it ends; in GiB."""
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, sum(_pss(p) for p in _tree(proc.pid)))
+        time.sleep(every)
+    return peak / 2**20
+
+
 def memory_of(pid_status: str) -> dict[str, float]:
     fields = dict(line.split(":", 1) for line in pid_status.splitlines() if ":" in line)
     return {k: int(fields[k].split()[0]) / 2**20 for k in ("VmHWM", "RssAnon", "RssFile") if k in fields}  # GiB
@@ -103,6 +136,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--folder", type=Path, default=Path("/tmp/ganpipe-folder-100k"))
+    ap.add_argument("--no-train", action="store_true", help="measure decoding and prepare only")
     args = ap.parse_args()
     start = time.perf_counter()
     make_folder(args.folder, args.n, args.size)
@@ -120,12 +154,18 @@ def main() -> None:
         script = work / "prepare_run.py"
         script.write_text(PREPARE.replace("sys.argv_stage", repr(str(ROOT / "stages" / "prepare.py"))))
         start = time.perf_counter()
-        subprocess.run([sys.executable, str(script)], cwd=work, check=True, stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen([sys.executable, str(script)], cwd=work, stdout=subprocess.DEVNULL)
+        tree = peak_tree_pss(proc)
+        if proc.wait():
+            raise SystemExit(f"prepare failed ({proc.returncode})")
         took = time.perf_counter() - start
         mem = memory_of((work / "status.txt").read_text())
-        print(f"prepare stage: {took:.0f} s ({args.n / took:,.0f} images/s end to end); peak RSS "
-              f"{mem['VmHWM']:.2f} GiB for a final uint8 array of {array_gib:.2f} GiB "
-              f"({mem['VmHWM'] / array_gib:.2f}x)")
+        rate = args.n / took
+        print(f"prepare stage: {took:.0f} s ({rate:,.0f} images/s end to end, {rate / os.cpu_count():,.0f} per core); "
+              f"final uint8 array {array_gib:.2f} GiB; peak memory: the stage process {mem['VmHWM']:.2f} GiB (VmHWM), "
+              f"the stage and its workers {tree:.2f} GiB (anonymous PSS summed)")
+        if args.no_train:
+            return
         (work / "train_run.py").write_text(TRAIN)
         for label, budget in (("loaded", "100000"), ("memory-mapped", "0")):
             env = {**os.environ, "GANPIPE_DATA_BUDGET_MB": budget}

@@ -12,7 +12,7 @@ from ganpipe.params.config import DataConfig
 
 def cfg(**changes) -> DataConfig:
     base = dict(dataset="synthetic", root="data/raw", download=False, image_size=None, channels=None,
-                holdout_fraction=0.2, max_images=200, seed=0)
+                holdout_fraction=0.2, max_images=200, unreadable="skip", seed=0)
     return DataConfig(**{**base, **changes})
 
 

@@ -8,14 +8,14 @@ import pytest
 import torch
 from PIL import Image
 
-from ganpipe.data import datasets, folder, prepared
+from ganpipe.data import datasets, folder, folderprep, prepared
 from ganpipe.errors import DataError
 from ganpipe.params.config import DataConfig
 
 
 def cfg(root, **changes) -> DataConfig:
     base = dict(dataset="imagefolder", root=str(root), download=False, image_size=8, channels=3,
-                holdout_fraction=0.25, max_images=None, seed=0)
+                holdout_fraction=0.25, max_images=None, unreadable="skip", seed=0)
     return DataConfig(**{**base, **changes})
 
 
@@ -122,7 +122,7 @@ def test_unreadable_files_are_skipped_and_listed(tmp_path, capsys):
     assert info["unreadable"] == 2 and [s.split(" ")[0] for s in listed] == ["cats/truncated.png", "dogs/fake.jpg"]
 
 
-@pytest.mark.parametrize("make,message", [
+CANNOT_SERVE = [
     (lambda root: root.mkdir(), "holds no image files"),
     (lambda root: None, "is not a folder"),
     (lambda root: [(root / "a").mkdir(parents=True), (root / "a" / "x.png").write_text("junk"),
@@ -131,12 +131,19 @@ def test_unreadable_files_are_skipped_and_listed(tmp_path, capsys):
     (lambda root: [save(root / "big" / f"{i}.png", rgb(i)) for i in range(8)] + [save(root / "tiny" / "1.png",
                                                                                       rgb(9))],
      "class(es) tiny (1) have too few images"),
-])
-def test_folders_that_cannot_serve_stop_with_one_message_and_write_nothing(tmp_path, make, message):
+]
+
+
+@pytest.mark.parametrize("way", ["in memory", "straight to disk (the stage's way)"])
+@pytest.mark.parametrize("make,message", CANNOT_SERVE)
+def test_folders_that_cannot_serve_stop_with_one_message_and_write_nothing(tmp_path, make, message, way):
     root = tmp_path / "img"
     make(root)
     with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        prepared.prepare(datasets.load(cfg(root), progress=False), cfg(root), tmp_path / "p")
+        if way == "in memory":
+            prepared.prepare(datasets.load(cfg(root), progress=False), cfg(root), tmp_path / "p")
+        else:
+            folderprep.prepare_folder(cfg(root), tmp_path / "p", progress=False)
     assert not (tmp_path / "p").exists() and not (tmp_path / "p.tmp").exists()
 
 

@@ -35,7 +35,7 @@ def test_unlabelled_folder_scored_in_inception_space(workdir, capsys, two_thread
                  model={"conditional": False, "g_hidden": [16, 8], "d_hidden": [8, 16]},
                  sample={"n": 60, "batch_size": 30, "grid_rows": 2},
                  evaluate={"features": "inception", "inception_n": 40, "pr_k": 2, "dc_k": 3, "copy_cells": 2,
-                           "fid_infinity_points": 3, "kid_subsets": 10})
+                           "fid_infinity_points": 3, "kid_subsets": 10, "reference_n": 30})
     for name in ("prepare", "train_classifier", "train", "sample", "reference", "evaluate"):
         assert stage(name)([]) == 0, (name, capsys.readouterr().err)
     assert json.loads((workdir / "metrics/classifier.json").read_text())["trained"] is False
@@ -44,7 +44,10 @@ def test_unlabelled_folder_scored_in_inception_space(workdir, capsys, two_thread
     result = json.loads((workdir / "metrics/eval.json").read_text())
     assert "fake" not in result and result["protocol"]["features"] == "inception"
     space = result["inception"]
-    assert space["protocol"]["n_fake"] == 40 and space["protocol"]["n_train"] == 45 and space["protocol"]["n_holdout"] == 15
+    # the training split (45 images) is represented by its capped reference of 30; the held-out split is smaller
+    assert space["protocol"]["n_fake"] == 40 and space["protocol"]["n_holdout"] == 15
+    assert space["protocol"]["n_train"] == 30 and space["protocol"]["n_train_total"] == 45
+    assert space["protocol"]["reference_n"] == 30 and "seeded random subset" in space["protocol"]["reference_draw"]
     assert space["fake"]["fid"] > space["real"]["fid"] > 0 and 0 <= space["fake"]["copy_share"] <= 1
     assert "fid_infinity" in space["fake"] and space["protocol"]["fid_infinity"]["points"] == 3
     (run,) = runs(workdir)
@@ -76,7 +79,7 @@ def test_unlabelled_folder_scored_in_inception_space(workdir, capsys, two_thread
     assert stage("reference")([]) == 0
     with pytest.raises(ConfigError, match="evaluate.features=classifier"):
         reference.load(workdir / "data/reference/inception.safetensors",
-                       json.loads((workdir / "data/prepared/info.json").read_text())["sha256"])
+                       json.loads((workdir / "data/prepared/info.json").read_text())["sha256"], 30)
     for attempt in range(2):
         assert cli.main(["evaluate", "--samples", "mine.npz", "--features", "inception"]) == 0
         assert ("computing the Inception" in capsys.readouterr().out) == (attempt == 0)
@@ -86,16 +89,18 @@ def test_unlabelled_folder_scored_in_inception_space(workdir, capsys, two_thread
 def test_reference_file_refuses_other_data_and_damage(tmp_path):
     path = tmp_path / "ref.safetensors"
     with pytest.raises(DataError, match="run `dvc repro reference`"):
-        reference.load(path, "abc")
-    reference.save(path, torch.zeros(3, 2048), torch.zeros(2, 2048), "abc", "both")
-    train, held = reference.load(path, "abc")
+        reference.load(path, "abc", None)
+    reference.save(path, torch.zeros(3, 2048), torch.zeros(2, 2048), "abc", "both", 1000)
+    train, held = reference.load(path, "abc", 1000)
     assert train.shape == (3, 2048) and held.shape == (2, 2048)
     with pytest.raises(DataError, match="holds the features of other data"):
-        reference.load(path, "def")
+        reference.load(path, "def", 1000)
+    with pytest.raises(DataError, match="evaluate.reference_n=1000, the params say 2000"):
+        reference.load(path, "abc", 2000)
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(DataError, match="not a valid reference file"):
-        reference.load(path, "abc")
+        reference.load(path, "abc", 1000)
     first = tmp_path / "a.safetensors"
-    reference.save(first, None, None, "abc", "classifier")
-    reference.save(tmp_path / "b.safetensors", None, None, "abc", "classifier")
+    reference.save(first, None, None, "abc", "classifier", None)
+    reference.save(tmp_path / "b.safetensors", None, None, "abc", "classifier", None)
     assert first.read_bytes() == (tmp_path / "b.safetensors").read_bytes()  # same inputs, same bytes (DVC)

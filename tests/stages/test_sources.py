@@ -17,7 +17,7 @@ from helpers import runs, stage, write_params
 
 def cfg(**changes) -> DataConfig:
     base = dict(dataset="cifar10", root="data/raw", download=False, image_size=None, channels=None,
-                holdout_fraction=0.2, max_images=None, seed=0)
+                holdout_fraction=0.2, max_images=None, unreadable="skip", seed=0)
     return DataConfig(**{**base, **changes})
 
 

@@ -86,13 +86,17 @@ def _cap(labels: np.ndarray | torch.Tensor, cfg: DataConfig) -> torch.Tensor | N
     return stratified_indices(labels, cfg.max_images / len(labels), cfg.seed)[0]
 
 
+def cap_listing(listing: folder.Listing, cfg: DataConfig) -> folder.Listing:
+    """The listing capped to data.max_images, stratified by class."""
+    keep = _cap(listing.labels, cfg)
+    if keep is None:
+        return listing
+    return folder.Listing([listing.files[i] for i in keep.tolist()], listing.labels[keep.numpy()], listing.classes)
+
+
 def _image_folder(cfg: DataConfig, progress: bool) -> Source:
     root = Path(cfg.root)
-    listing = folder.list_folder(root)
-    keep = _cap(listing.labels, cfg)
-    if keep is not None:
-        listing = folder.Listing([listing.files[i] for i in keep.tolist()], listing.labels[keep.numpy()],
-                                 listing.classes)
+    listing = cap_listing(folder.list_folder(root), cfg)
     with tqdm(total=len(listing.files), desc="decode", unit="img", disable=not progress) as bar:
         decoded = folder.decode(root, listing, cfg.image_size, cfg.channels or 3, bar.update)
     n_bad = len(decoded.unreadable)

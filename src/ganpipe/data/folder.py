@@ -119,15 +119,15 @@ def _worker_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _first_size(files: list[Path]) -> int:
-    """The shorter side of the first file that opens (1 when none does: then every decode fails and says so)."""
+def first_size(files: list[Path]) -> int | None:
+    """The shorter side of the first file that opens; None when none does."""
     for path in files:
         try:
             with Image.open(path) as img:
                 return min(img.size)
         except Exception:  # noqa: BLE001  reported by the decode itself
             continue
-    return 1
+    return None
 
 
 def workers() -> int:
@@ -137,34 +137,49 @@ def workers() -> int:
         return os.cpu_count() or 1
 
 
+class Decoder:
+    """A pool of worker processes (none for a small job) that decodes files to S x S arrays, in order. Use it as
+    a context manager: leaving the block stops the workers, at once after Ctrl-C or an error."""
+
+    def __init__(self, size: int, channels: int, n_files: int):
+        self.size, self.channels = size, channels
+        procs = min(workers(), max(1, n_files // 64))  # a small folder is not worth starting processes for
+        ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+        self.pool = ctx.Pool(procs, initializer=_worker_signals) if procs > 1 else None
+
+    def __enter__(self) -> "Decoder":
+        return self
+
+    def __exit__(self, kind, *_) -> None:
+        if self.pool is not None:
+            if kind is None:
+                self.pool.close()  # finished: the workers exit on their own
+                self.pool.join()
+            self.pool.terminate()  # after Ctrl-C or an error: stop them now (a no-op once they have exited)
+
+    def run(self, paths: list[str]):
+        """(index into paths, image or None, why not) for each path, in order."""
+        tasks = [(i, path, self.size, self.channels) for i, path in enumerate(paths)]
+        return self.pool.imap(_decode, tasks, chunksize=16) if self.pool else map(_decode, tasks)
+
+
 def decode(root: Path, listing: Listing, size: int | None, channels: int, progress=None) -> Decoded:
     """Decode every listed file in parallel into one preallocated array (readable files only, in order).
     With size None, the first image's shorter side is the size of all."""
     n = len(listing.files)
     if size is None:
-        size = _first_size(listing.files)
+        size = first_size(listing.files) or 1  # none opens: each decode fails and says so
     out = np.empty((n, channels, size, size), dtype=np.uint8)
     ok = np.zeros(n, dtype=bool)
     unreadable: list[tuple[str, str]] = []
-    tasks = [(i, str(p), size, channels) for i, p in enumerate(listing.files)]
-    procs = min(workers(), max(1, n // 64))  # a small folder is not worth starting processes for
-    ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-    pool = ctx.Pool(procs, initializer=_worker_signals) if procs > 1 else None
-    try:
-        results = pool.imap(_decode, tasks, chunksize=16) if pool else map(_decode, tasks)
-        for i, img, err in results:
+    with Decoder(size, channels, n) as decoder:
+        for i, img, err in decoder.run([str(p) for p in listing.files]):
             if img is None:
                 unreadable.append((listing.files[i].relative_to(root).as_posix(), err))
             else:
                 out[i], ok[i] = img, True
             if progress is not None:
                 progress(1)
-        if pool is not None:
-            pool.close()  # finished: the workers exit on their own
-            pool.join()
-    finally:
-        if pool is not None:
-            pool.terminate()  # after Ctrl-C or an error: stop them now (a no-op once they have exited)
     keep = np.flatnonzero(ok)
     if len(keep) < n:  # compact in place, in ascending order (row keep[j] >= j is never overwritten first)
         for j in range(0, len(keep), 1024):

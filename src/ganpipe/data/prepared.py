@@ -60,16 +60,23 @@ HIST_FILE, GRID_FILE = "class_hist.csv", "real_grid.png"
 
 
 def write_info(folder: Path, name: str, train: Split, holdout: Split, source: Source) -> dict:
+    return write_info_of(folder, name, content_hash(train, holdout), list(train.images.shape[1:]), train.labels,
+                         holdout.labels, source.classes, source.details)
+
+
+def write_info_of(folder: Path, name: str, sha256: str, shape: list[int], train_labels: torch.Tensor,
+                  holdout_labels: torch.Tensor, classes: list[str], details: dict) -> dict:
+    """info.json from what it records (the images themselves are not needed: a large set is hashed from disk)."""
     info = {
         "dataset": name,
-        "sha256": content_hash(train, holdout),
-        "image_shape": list(train.images.shape[1:]),
-        "num_classes": max(1, len(source.classes)),
-        "labelled": bool(source.classes),
-        "classes": source.classes,
-        "n_train": len(train.labels),
-        "n_holdout": len(holdout.labels),
-        **source.details,
+        "sha256": sha256,
+        "image_shape": shape,
+        "num_classes": max(1, len(classes)),
+        "labelled": bool(classes),
+        "classes": classes,
+        "n_train": len(train_labels),
+        "n_holdout": len(holdout_labels),
+        **details,
     }
     write_json(folder / INFO_FILE, info)
     return info
@@ -82,9 +89,9 @@ def read_info(folder: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def write_histogram(folder: Path, train: Split, holdout: Split, num_classes: int) -> None:
-    counts = {name: torch.bincount(split.labels, minlength=num_classes).tolist()
-              for name, split in (("train", train), ("holdout", holdout))}
+def write_histogram(folder: Path, train_labels: torch.Tensor, holdout_labels: torch.Tensor, num_classes: int) -> None:
+    counts = {name: torch.bincount(labels, minlength=num_classes).tolist()
+              for name, labels in (("train", train_labels), ("holdout", holdout_labels))}
     write_text(folder / HIST_FILE, class_counts_csv("split", counts))
 
 
@@ -99,10 +106,20 @@ def grid_count(num_classes: int, rows: int) -> int:
     return rows if num_classes >= rows else math.ceil(rows * rows / num_classes)
 
 
-def _check_classes(train: Split, holdout: Split, classes: list[str], cfg: DataConfig) -> None:
+def grid_indices(train_labels: torch.Tensor, num_classes: int, rows: int) -> torch.Tensor:
+    """Which training images the prepared grid shows: one row per class where possible, so the grid shows what
+    each class looks like."""
+    order = torch.argsort(train_labels, stable=True)
+    per = grid_count(num_classes, rows)
+    chosen = torch.cat([order[train_labels[order] == k][:per] for k in range(num_classes)])
+    return chosen[: rows * rows]
+
+
+def check_classes(train_labels: torch.Tensor, holdout_labels: torch.Tensor, classes: list[str],
+                  cfg: DataConfig) -> None:
     """Every class needs images on both sides of the split: one to train on, one to score against."""
     k = max(1, len(classes))
-    n_train, n_hold = torch.bincount(train.labels, minlength=k), torch.bincount(holdout.labels, minlength=k)
+    n_train, n_hold = torch.bincount(train_labels, minlength=k), torch.bincount(holdout_labels, minlength=k)
     short = [f"{(classes or ['(all)'])[i]} ({int(n_train[i] + n_hold[i])})" for i in range(k)
              if n_train[i] == 0 or n_hold[i] == 0]
     if short:
@@ -117,7 +134,7 @@ def prepare(source: Source, cfg: DataConfig, out: Path, grid_rows: int = 10,
     end, so never half-written. `check(n_train, n_holdout, image_size)` may refuse the sizes before any write.
     The training split is built inside the source's array (which is consumed) to keep peak memory low."""
     train, holdout = split_holdout(source.split, cfg.holdout_fraction, cfg.seed, in_place=True)
-    _check_classes(train, holdout, source.classes, cfg)
+    check_classes(train.labels, holdout.labels, source.classes, cfg)
     if check is not None:
         check(len(train.labels), len(holdout.labels), train.images.shape[-1])
     out = Path(out)
@@ -127,12 +144,9 @@ def prepare(source: Source, cfg: DataConfig, out: Path, grid_rows: int = 10,
     save_split(train, tmp / TRAIN_FILE)
     save_split(holdout, tmp / HOLDOUT_FILE)
     info = write_info(tmp, cfg.dataset, train, holdout, source)
-    write_histogram(tmp, train, holdout, info["num_classes"])
-    # one row per class where possible, so the grid shows what each class looks like
-    order = torch.argsort(train.labels, stable=True)
-    per = grid_count(info["num_classes"], grid_rows)
-    per_class = torch.cat([order[train.labels[order] == k][:per] for k in range(info["num_classes"])])
-    save_png(make_grid(train.images[per_class][: grid_rows * grid_rows], grid_rows), tmp / GRID_FILE)
+    write_histogram(tmp, train.labels, holdout.labels, info["num_classes"])
+    save_png(make_grid(train.images[grid_indices(train.labels, info["num_classes"], grid_rows)], grid_rows),
+             tmp / GRID_FILE)
     remove(out)
     tmp.rename(out)
     return info

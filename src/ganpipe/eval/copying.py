@@ -20,13 +20,20 @@ Tensor = torch.Tensor
 MIN_FAKES = 20  # C_T leaves out cells with fewer samples (the paper's tau = 20 / m)
 
 
-def nearest(queries: Tensor, refs: Tensor, chunk: int = 1000) -> tuple[Tensor, Tensor]:
-    """(distance, index) of each query's nearest reference point, Euclidean; float64 distances."""
-    q, r = queries.double(), refs.double()
-    dist, index = torch.empty(len(q), dtype=torch.float64), torch.empty(len(q), dtype=torch.long)
-    for start in range(0, len(q), chunk):
-        block = torch.cdist(q[start : start + chunk], r)
-        dist[start : start + len(block)], index[start : start + len(block)] = block.min(1)
+def nearest(queries: Tensor, refs: Tensor, chunk: int = 1000, ref_chunk: int = 65_536) -> tuple[Tensor, Tensor]:
+    """(distance, index) of each query's nearest reference point, Euclidean; float64 distances. Memory is
+    bounded whatever the number of references: `chunk` queries at a time against `ref_chunk` references at a
+    time (a distance block of at most chunk x ref_chunk), each converted to float64 only while it is used; on a
+    tie between chunks the lower index wins."""
+    dist = torch.full((len(queries),), float("inf"), dtype=torch.float64)
+    index = torch.zeros(len(queries), dtype=torch.long)
+    for r0 in range(0, len(refs), ref_chunk):
+        r = refs[r0 : r0 + ref_chunk].double()
+        for start in range(0, len(queries), chunk):
+            d, i = torch.cdist(queries[start : start + chunk].double(), r).min(1)
+            better = d < dist[start : start + len(d)]
+            dist[start : start + len(d)] = torch.where(better, d, dist[start : start + len(d)])
+            index[start : start + len(d)] = torch.where(better, i + r0, index[start : start + len(d)])
     return dist, index
 
 

@@ -34,6 +34,7 @@ from ganpipe.params.rules import (  # noqa: F401  (the names and limits are part
     MAX_THREADS,
     MAX_WIDTH,
     PRECISIONS,
+    UNREADABLE,
     check_combinations,
 )
 from ganpipe.params.rules import positive as _positive
@@ -89,6 +90,7 @@ class DataConfig:
     channels: Optional[int]  # 1 (grey) or 3 (RGB); None = as stored (image folders: 3)
     holdout_fraction: float
     max_images: Optional[int]  # cap on images taken from the source (stratified); None = all
+    unreadable: str  # imagefolder: skip a file that cannot be decoded (counted and named) or refuse the folder
     seed: int
 
     def __post_init__(self) -> None:
@@ -100,6 +102,8 @@ class DataConfig:
         _require(0 < self.holdout_fraction < 1, "data.holdout_fraction", "must be in (0, 1)", self.holdout_fraction)
         _require(self.max_images is None or self.max_images >= 20, "data.max_images", "must be >= 20 or null",
                  self.max_images)
+        _require(self.unreadable in UNREADABLE, "data.unreadable", f"must be one of {list(UNREADABLE)}",
+                 self.unreadable)
         _within(self, "data", ("seed",), 0, MAX_SEED)
 
 
@@ -193,6 +197,7 @@ class EvaluateConfig:
     copy_quantile: float  # a sample is a likely copy when closer to a training image than this share of held-out
     copy_cells: int  # k-means cells of the data-copying test C_T (Meehan et al. 2020)
     fid_infinity_points: int  # Inception FID extrapolated to infinite n from this many subset sizes; 0 = off
+    reference_n: Optional[int]  # at most this many images of each real split are the reference; None = all
 
     def __post_init__(self) -> None:
         _positive(self, "evaluate", ("batch_size", "is_splits", "pr_k", "dc_k", "inception_batch"))
@@ -202,6 +207,8 @@ class EvaluateConfig:
         _require(self.fid_infinity_points == 0 or 3 <= self.fid_infinity_points <= 100,
                  "evaluate.fid_infinity_points", "must be 0 (off) or in [3, 100]", self.fid_infinity_points)
         _require(0 < self.copy_quantile < 1, "evaluate.copy_quantile", "must be in (0, 1)", self.copy_quantile)
+        _require(self.reference_n is None or 10 <= self.reference_n <= MAX_SAMPLES, "evaluate.reference_n",
+                 f"must be null (every image) or in [10, {MAX_SAMPLES:,}]", self.reference_n)
         _within(self, "evaluate", ("kid_subsets",), 1, 10_000)
         _within(self, "evaluate", ("kid_subset_size",), 2, MAX_SAMPLES)  # unbiased MMD^2 needs pairs
         _require(0 < self.confidence < 1, "evaluate.confidence", "must be in (0, 1)", self.confidence)

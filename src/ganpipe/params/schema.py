@@ -21,7 +21,7 @@ NAMES: dict[str, tuple[str, ...]] = {
     "data.dataset": rules.DATASETS, "model.arch": rules.ARCHS, "model.g_activation": rules.ACTIVATIONS,
     "model.d_activation": rules.ACTIVATIONS, "train.loss": rules.LOSSES, "train.precision": rules.PRECISIONS,
     "train.compile": rules.COMPILE_MODES, "train.device": rules.DEVICES, "train.backend": rules.BACKENDS,
-    "evaluate.features": rules.FEATURES, "train.augment[]": rules.AUGMENTS, "train.ada_pipe": rules.ADA_PIPES,
+    "evaluate.features": rules.FEATURES, "data.unreadable": rules.UNREADABLE, "train.augment[]": rules.AUGMENTS, "train.ada_pipe": rules.ADA_PIPES,
 }
 
 

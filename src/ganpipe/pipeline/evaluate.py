@@ -45,15 +45,20 @@ def score(clf_path: Path, images: torch.Tensor, requested: torch.Tensor | None, 
     result: dict = {}
     timings: dict[str, float] = {}
     nearest = None
+    # a large data set is scored against its capped reference (eval/reference.py), in every space
+    train = reference.capped(train.images, train.labels, ev.reference_n, "train")
+    holdout = reference.capped(holdout.images, holdout.labels, ev.reference_n, "holdout")
     if ev.uses("classifier"):
         clf = classifier.load(clf_path)
         k = max(ev.pr_k, ev.dc_k)
         sizes.check_scoring(len(images), len(holdout.labels), clf.hparams["feature_dim"], k, what)
         result, nearest = protocol.evaluate(clf, images, holdout.images, train.images, ev, requested,
                                             holdout.labels, train.labels, file_sha256(clf_path))
+        result["protocol"] |= reference.protocol(ev.reference_n, train, holdout)
     if ev.uses("inception"):
         result["inception"], nearest, timings["time/inception_images_per_s"] = inception_scores(images, info, cfg,
                                                                                                  what)
+        result["inception"]["protocol"] |= reference.protocol(ev.reference_n, train, holdout)
     fake_d, fake_i = nearest
     pairs = copying.closest_pairs(images, train.images, fake_d, fake_i, min(PAIRS, len(images)))
     return result, {"time/evaluate_s": time.perf_counter() - start, **timings}, pairs
@@ -62,7 +67,7 @@ def score(clf_path: Path, images: torch.Tensor, requested: torch.Tensor | None, 
 def inception_scores(images: torch.Tensor, info: dict, cfg: Config, what: str) -> tuple[dict, tuple, float]:
     """(Inception-space scores of the first evaluate.inception_n images, nearest training image, images/s)."""
     ev: EvaluateConfig = cfg.evaluate
-    train_f, hold_f = reference.load(cfg.paths.inception_reference, info["sha256"])
+    train_f, hold_f = reference.load(cfg.paths.inception_reference, info["sha256"], ev.reference_n)
     n = min(ev.inception_n, len(images))
     if n <= max(ev.pr_k, ev.dc_k) or n < 2:
         raise ConfigError(f"{what} gives {n} images for Inception space; the k-NN scores need more than "

@@ -65,22 +65,23 @@ def evaluate_samples(cfg: Config, samples: Path, out: Path | None, log_run: str 
 def ensure_reference(cfg: Config, info: dict, train: Split, holdout: Split) -> Config:
     """The Inception reference of this data: the `reference` stage's file when it holds it, else computed now
     into that file's place in a cache folder (.ganpipe/) that DVC does not track, and reused next time."""
-    path = cfg.paths.inception_reference
+    path, cap = cfg.paths.inception_reference, cfg.evaluate.reference_n
     try:
-        reference.load(path, info["sha256"])
+        reference.load(path, info["sha256"], cap)
         return cfg
     except UserError:
         pass
-    cached = CACHE / f"inception-{info['sha256'][:16]}.safetensors"
+    cached = CACHE / f"inception-{info['sha256'][:16]}-{cap or 'all'}.safetensors"
     try:
-        reference.load(cached, info["sha256"])
+        reference.load(cached, info["sha256"], cap)
     except UserError:
-        note(f"computing the Inception features of the real data once ({info['n_train'] + info['n_holdout']} "
+        parts = (reference.capped(train.images, train.labels, cap, "train"),
+                 reference.capped(holdout.images, holdout.labels, cap, "holdout"))
+        note(f"computing the Inception features of the real data once ({sum(len(p.labels) for p in parts)} "
              f"images) into {cached}; `dvc repro reference` with evaluate.features: both keeps them in DVC")
         net = inception.load(inception.device())
-        batch = cfg.evaluate.inception_batch
-        reference.save(cached, inception.features(net, train.images, batch, "training split"),
-                       inception.features(net, holdout.images, batch, "held-out split"), info["sha256"], "both")
+        reference.save(cached, *reference.compute(net, *parts, cfg.evaluate.inception_batch), info["sha256"],
+                       "both", cap)
     return dataclasses.replace(cfg, paths=dataclasses.replace(cfg.paths, inception_reference=cached))
 
 
