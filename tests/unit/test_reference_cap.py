@@ -26,6 +26,7 @@ def test_a_capped_part_gathers_its_rows_when_sliced_and_records_the_whole_size()
     record = reference.protocol(20, part, whole)
     assert record == {"reference_n": 20, "n_train_total": 200, "n_holdout_total": 200,
                       "reference_draw": reference.DRAW}
+    assert reference.protocol(500, whole, whole)["reference_draw"] == "the whole splits (each within reference_n)"
 
 
 def test_the_nearest_neighbour_search_in_reference_chunks_equals_the_search_in_one_go():
