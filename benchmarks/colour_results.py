@@ -173,7 +173,7 @@ def peer(work: Path, root: Path, params: dict, seconds: float) -> dict:
     full = ImageFolder(str(root), transform=T.Compose([T.Resize(size), T.CenterCrop(size), T.ToTensor(),
                                                        T.Normalize((0.5,) * 3, (0.5,) * 3)]))
     listing = folder.list_folder(root)  # ganpipe's split: the same held-out files are left out of training
-    assert [Path(p) for p, _ in full.samples] == listing.files, "ImageFolder and ganpipe list different files"
+    assert [str(Path(p)) for p, _ in full.samples] == listing.files, "ImageFolder and ganpipe list different files"
     _, train_idx = stratified_indices(torch.from_numpy(listing.labels), params["data"]["holdout_fraction"],
                                       params["data"]["seed"])
     G, stats = peer_dcgan.train(torch.utils.data.Subset(full, train_idx.tolist()), seconds, size=size)

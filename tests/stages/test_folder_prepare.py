@@ -122,7 +122,7 @@ def test_unreadable_files_are_skipped_counted_and_named_and_the_rows_squeezed_ou
     # the squeezed files are whole safetensors files, holding the readable images in split order
     listing = folder.list_folder(root)
     hold, train = stratified_indices(torch.from_numpy(listing.labels), 0.2, 0)
-    bad = {listing.files.index(root / "k0" / "000.png"), listing.files.index(root / "k2" / "050.png")}
+    bad = {listing.files.index(str(root / "k0" / "000.png")), listing.files.index(str(root / "k2" / "050.png"))}
     for name, idx in ((prepared.TRAIN_FILE, train), (prepared.HOLDOUT_FILE, hold)):
         arrays = load_file(tmp_path / "p" / name)
         rows = [i for i in idx.tolist() if i not in bad]

@@ -91,7 +91,7 @@ def cap_listing(listing: folder.Listing, cfg: DataConfig) -> folder.Listing:
     keep = _cap(listing.labels, cfg)
     if keep is None:
         return listing
-    return folder.Listing([listing.files[i] for i in keep.tolist()], listing.labels[keep.numpy()], listing.classes)
+    return listing.subset(keep.tolist())
 
 
 def _image_folder(cfg: DataConfig, progress: bool) -> Source:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +27,19 @@ ALPHA_BACKGROUND = 255  # transparent pixels are composited onto white
 
 @dataclass
 class Listing:
-    files: list[Path]
+    files: list[str]  # absolute paths, in sorted order: strings, not Path objects (a million of those is a GB)
     labels: np.ndarray  # int64 [N]
     classes: list[str]  # class folder names in label order; [] for a flat, unlabelled folder
+    stats: np.ndarray | None = None  # int64 [N, 2]: each file's size and modification time (ns) when listed
+    root: str = ""  # the folder the files are under
+
+    def rel(self, i: int) -> str:
+        """File i's path under the root, with forward slashes."""
+        return self.files[i][len(self.root) + 1 :].replace(os.sep, "/")
+
+    def subset(self, keep: list[int]) -> "Listing":
+        return Listing([self.files[i] for i in keep], self.labels[keep], self.classes,
+                       None if self.stats is None else self.stats[keep], self.root)
 
 
 @dataclass
@@ -38,31 +49,48 @@ class Decoded:
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path relative to root, reason)
 
 
-def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in EXTENSIONS and not path.name.startswith(".") and path.is_file()
+def _images_under(folder: str, recursive: bool) -> tuple[list[str], list[tuple[int, int]]]:
+    """(sorted paths of the image files in `folder`, or anywhere below it, and their (size, mtime_ns)). Hidden
+    files are skipped, and what is not a regular file once symlinks are followed; symlinked folders are not
+    entered."""
+    found = []
+    for dirpath, dirs, names in os.walk(folder) if recursive else [(folder, [], os.listdir(folder))]:
+        for name in names:
+            if name.startswith(".") or os.path.splitext(name)[1].lower() not in EXTENSIONS:
+                continue
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.stat(path)
+            except OSError:  # a broken link, or gone since the directory was read
+                continue
+            if stat.S_ISREG(st.st_mode):
+                found.append((path, st.st_size, st.st_mtime_ns))
+    found.sort(key=lambda f: f[0].replace(os.sep, "/"))
+    return [f[0] for f in found], [(f[1], f[2]) for f in found]
 
 
 def list_folder(root: Path) -> Listing:
     """Every image file under `root` in sorted order, with its class; DataError for a folder that cannot serve."""
     if not root.is_dir():
         raise DataError(f"data.root {root} is not a folder; set data.root to the folder holding your images")
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    loose = sorted(p for p in root.iterdir() if _is_image(p))
-    per_class = [(d.name, sorted((p for p in d.rglob("*") if _is_image(p)), key=lambda p: p.as_posix()))
-                 for d in subdirs]
-    per_class = [(name, files) for name, files in per_class if files]
+    top = str(root)
+    subdirs = sorted(e.name for e in os.scandir(top) if e.is_dir() and not e.name.startswith("."))
+    loose, loose_stats = _images_under(top, recursive=False)
+    per_class = [(d, *_images_under(os.path.join(top, d), recursive=True)) for d in subdirs]
+    per_class = [(name, files, stats) for name, files, stats in per_class if files]
     if per_class and loose:
-        raise DataError(f"data.root {root} holds both image files ({len(loose)}, e.g. {loose[0].name}) and class "
-                        f"folders ({', '.join(n for n, _ in per_class[:5])}); move the loose files into a class "
-                        f"folder, or point data.root at a folder with only one of the two layouts")
+        raise DataError(f"data.root {root} holds both image files ({len(loose)}, e.g. {os.path.basename(loose[0])}) "
+                        f"and class folders ({', '.join(n for n, _, _ in per_class[:5])}); move the loose files into "
+                        f"a class folder, or point data.root at a folder with only one of the two layouts")
     if per_class:
-        files = [f for _, fs in per_class for f in fs]
-        labels = np.concatenate([np.full(len(fs), k, dtype=np.int64) for k, (_, fs) in enumerate(per_class)])
-        return Listing(files, labels, [name for name, _ in per_class])
+        files = [f for _, fs, _ in per_class for f in fs]
+        stats = np.array([st for _, _, sts in per_class for st in sts], dtype=np.int64).reshape(-1, 2)
+        labels = np.concatenate([np.full(len(fs), k, dtype=np.int64) for k, (_, fs, _) in enumerate(per_class)])
+        return Listing(files, labels, [name for name, _, _ in per_class], stats, top)
     if not loose:
         raise DataError(f"data.root {root} holds no image files ({', '.join(EXTENSIONS)}, any case); point "
                         f"data.root at your image folder")
-    return Listing(loose, np.zeros(len(loose), dtype=np.int64), [])
+    return Listing(loose, np.zeros(len(loose), dtype=np.int64), [], np.array(loose_stats, dtype=np.int64), top)
 
 
 def _eight_bit(img: Image.Image) -> Image.Image:
@@ -119,7 +147,7 @@ def _worker_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def first_size(files: list[Path]) -> int | None:
+def first_size(files: list[str]) -> int | None:
     """The shorter side of the first file that opens; None when none does."""
     for path in files:
         try:
@@ -173,9 +201,9 @@ def decode(root: Path, listing: Listing, size: int | None, channels: int, progre
     ok = np.zeros(n, dtype=bool)
     unreadable: list[tuple[str, str]] = []
     with Decoder(size, channels, n) as decoder:
-        for i, img, err in decoder.run([str(p) for p in listing.files]):
+        for i, img, err in decoder.run(listing.files):
             if img is None:
-                unreadable.append((listing.files[i].relative_to(root).as_posix(), err))
+                unreadable.append((listing.rel(i), err))
             else:
                 out[i], ok[i] = img, True
             if progress is not None:

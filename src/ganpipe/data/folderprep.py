@@ -38,27 +38,17 @@ FORMAT = 1  # bump when the layout of the temp folder changes: an old journal th
 _READ = 64 << 20  # bytes per read when hashing the written files
 
 
-def signature(root: Path, files: list[Path]) -> list[tuple[str, int, int]]:
-    """(path under root, size, mtime in ns) of each file: what tells a changed folder apart."""
-    out = []
-    for f in files:
-        try:
-            st = f.stat()
-        except OSError:  # removed since it was listed
-            out.append((f.relative_to(root).as_posix(), -1, -1))
-            continue
-        out.append((f.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
-    return out
+def _listed(cfg: DataConfig) -> folder.Listing:
+    return cap_listing(folder.list_folder(Path(cfg.root)), cfg)
 
 
-def _listed(cfg: DataConfig) -> tuple[folder.Listing, list[tuple[str, int, int]]]:
-    root = Path(cfg.root)
-    listing = cap_listing(folder.list_folder(root), cfg)
-    return listing, signature(root, listing.files)
+def _same(a: folder.Listing, b: folder.Listing) -> bool:
+    return a.files == b.files and np.array_equal(a.stats, b.stats)
 
 
-def _describe_change(before: list, after: list) -> str:
-    old, new = {p: (s, t) for p, s, t in before}, {p: (s, t) for p, s, t in after}
+def _describe_change(before: folder.Listing, after: folder.Listing) -> str:
+    old = {before.rel(i): tuple(before.stats[i]) for i in range(len(before.files))}
+    new = {after.rel(i): tuple(after.stats[i]) for i in range(len(after.files))}
     added, removed = sorted(new.keys() - old.keys()), sorted(old.keys() - new.keys())
     changed = sorted(p for p in old.keys() & new.keys() if old[p] != new[p])
     parts = [f"{len(v)} {what} (e.g. {v[0]})" for what, v in (("added", added), ("removed", removed),
@@ -66,12 +56,14 @@ def _describe_change(before: list, after: list) -> str:
     return ", ".join(parts)
 
 
-def _plan_key(cfg: DataConfig, sig: list, labels: np.ndarray, size: int, channels: int) -> str:
+def _plan_key(cfg: DataConfig, listing: folder.Listing, size: int, channels: int) -> str:
+    """What a journal must match to be continued: the files (names, sizes, times), their labels, the params."""
     h = hashlib.sha256(json.dumps([FORMAT, cfg.image_size, cfg.channels, cfg.holdout_fraction, cfg.seed,
                                    cfg.max_images, size, channels]).encode())
-    for path, nbytes, mtime in sig:
-        h.update(f"{path}\0{nbytes}\0{mtime}\0".encode())
-    h.update(labels.tobytes())
+    for i in range(len(listing.files)):
+        h.update(listing.rel(i).encode() + b"\0")
+    h.update(listing.stats.tobytes())
+    h.update(listing.labels.tobytes())
     return h.hexdigest()
 
 
@@ -113,7 +105,7 @@ def prepare_folder(cfg: DataConfig, out: Path, grid_rows: int = 10,
     """Prepare data.root (an image folder) into `out` in bounded memory; see the module's docstring.
     `after_block(files_done)` is called after each journal record (tests stop the process there)."""
     root, out = Path(cfg.root), Path(out)
-    listing, sig = _listed(cfg)
+    listing = _listed(cfg)
     n, channels = len(listing.files), cfg.channels or 3
     size = cfg.image_size or folder.first_size(listing.files)
     if size is None:
@@ -132,7 +124,7 @@ def prepare_folder(cfg: DataConfig, out: Path, grid_rows: int = 10,
     plans = [store.layout(s) for s in specs]  # as safetensors' own writer lays them out: the same bytes
     tmp = out.with_name(out.name + ".tmp")
     paths = [tmp / prepared.TRAIN_FILE, tmp / prepared.HOLDOUT_FILE]
-    key = _plan_key(cfg, sig, listing.labels, size, channels)
+    key = _plan_key(cfg, listing, size, channels)
     try:
         state = _resume(tmp, key)
         if state is None:
@@ -141,9 +133,9 @@ def prepare_folder(cfg: DataConfig, out: Path, grid_rows: int = 10,
             note(f"prepare: continuing the interrupted run in {tmp} from file {state['done']:,} of {n:,}")
         _decode_all(root, listing, state, tmp, paths, plans, side, row, size, channels, progress, block, after_block)
         try:
-            now = _listed(cfg)[1]
-            if now != sig:
-                raise DataError(f"data.root {root} changed while prepare read it: {_describe_change(sig, now)}; "
+            now = _listed(cfg)
+            if not _same(listing, now):
+                raise DataError(f"data.root {root} changed while prepare read it: {_describe_change(listing, now)}; "
                                 f"re-run `dvc repro prepare` once the folder stops changing")
             ok = np.ones(n, dtype=bool)
             ok[[entry[0] for entry in state["bad"]]] = False
@@ -200,11 +192,11 @@ def _decode_all(root, listing, state, tmp, paths, plans, side, row, size, channe
         with folder.Decoder(size, channels, n - state["done"]) as decoder, \
                 tqdm(total=n, initial=state["done"], desc="decode", unit="img", disable=not progress) as bar:
             for start in range(state["done"], n, block):
-                names = [str(f) for f in listing.files[start : start + block]]
+                names = listing.files[start : start + block]
                 for j, img, err in decoder.run(names):
                     i = start + j
                     if img is None:
-                        state["bad"].append([i, listing.files[i].relative_to(root).as_posix(), err])
+                        state["bad"].append([i, listing.rel(i), err])
                     else:
                         k = side[i]
                         os.pwrite(fds[k], img.tobytes(), plans[k].offsets["images"] + int(row[i]) * row_bytes)
