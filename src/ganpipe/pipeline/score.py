@@ -25,7 +25,8 @@ DEFAULT_N_FROM_RUN = 10_000  # images drawn from a run's generator when --n is n
 # params.yaml's evaluate section, for scoring outside a project (tests/unit/test_score.py keeps them equal)
 DEFAULTS = {"batch_size": 250, "is_splits": 10, "confidence": 0.9, "cover_share": 0.1, "kid_subsets": 100,
             "kid_subset_size": 1000, "pr_k": 3, "dc_k": 5, "features": "inception", "inception_n": 5000,
-            "inception_batch": 16, "copy_quantile": 0.05, "copy_cells": 5, "fid_infinity_points": 15}
+            "inception_batch": 16, "copy_quantile": 0.05, "copy_cells": 5, "fid_infinity_points": 15,
+            "reference_n": 50_000}
 
 
 def default_evaluate() -> EvaluateConfig:
