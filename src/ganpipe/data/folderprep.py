@@ -81,7 +81,7 @@ def _hash(paths: list[Path], plans: list[store.Layout], n: int, shape: tuple[int
     h = hashlib.sha256(str((n, *shape)).encode())
     for name in ("images", "labels"):
         for path, plan in zip(paths, plans):
-            start, left = plan.offsets[name], store._nbytes(*plan.specs[name])
+            start, left = plan.offsets[name], plan.nbytes(name)
             with open(path, "rb") as f:
                 f.seek(start)
                 while left:
@@ -92,8 +92,8 @@ def _hash(paths: list[Path], plans: list[store.Layout], n: int, shape: tuple[int
 
 
 def _rows(path: Path, plan: store.Layout, rows: list[int]) -> torch.Tensor:
-    dtype, shape = plan.specs["images"]
-    size = store._nbytes(dtype, shape[1:])
+    _, shape = plan.specs["images"]
+    size = int(np.prod(shape[1:]))  # bytes per uint8 image
     with open(path, "rb") as f:
         data = b"".join(os.pread(f.fileno(), size, plan.offsets["images"] + r * size) for r in rows)
     return torch.frombuffer(bytearray(data), dtype=torch.uint8).reshape(len(rows), *shape[1:])
@@ -131,7 +131,7 @@ def prepare_folder(cfg: DataConfig, out: Path, grid_rows: int = 10,
             state = _start(tmp, paths, plans, [labels[train], labels[hold]], key)
         else:
             note(f"prepare: continuing the interrupted run in {tmp} from file {state['done']:,} of {n:,}")
-        _decode_all(root, listing, state, tmp, paths, plans, side, row, size, channels, progress, block, after_block)
+        _decode_all(listing, state, tmp, paths, plans, side, row, size, channels, progress, block, after_block)
         try:
             now = _listed(cfg)
             if not _same(listing, now):
@@ -183,7 +183,7 @@ def _start(tmp: Path, paths: list[Path], plans: list[store.Layout], split_labels
     return state
 
 
-def _decode_all(root, listing, state, tmp, paths, plans, side, row, size, channels, progress, block,
+def _decode_all(listing, state, tmp, paths, plans, side, row, size, channels, progress, block,
                 after_block) -> None:
     n = len(listing.files)
     row_bytes = channels * size * size

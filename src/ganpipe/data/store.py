@@ -33,9 +33,13 @@ class Layout:
     header: bytes  # the 8-byte length and the JSON header, padded
     offsets: dict[str, int]  # file offset of each buffer
 
+    def nbytes(self, name: str) -> int:
+        """Bytes of array `name`'s buffer."""
+        return _nbytes(*self.specs[name])
+
     @property
     def size(self) -> int:
-        return max(self.offsets[k] + _nbytes(*self.specs[k]) for k in self.specs) if self.specs else len(self.header)
+        return max(self.offsets[k] + self.nbytes(k) for k in self.specs) if self.specs else len(self.header)
 
 
 def _nbytes(dtype: np.dtype, shape: tuple[int, ...]) -> int:
