@@ -21,7 +21,7 @@ def test_every_declared_output_exists(repo):
     prepared = sorted(p.name for p in (repo / params["paths"]["prepared"]).iterdir())
     assert prepared == ["class_hist.csv", "holdout.safetensors", "info.json", "real_grid.png", "train.safetensors"]
     losses = (repo / params["paths"]["train_losses"]).read_text().splitlines()
-    assert losses[0] == "epoch,loss/d,loss/g,d/real,d/fake" and len(losses) == 1 + params["train"]["epochs"]
+    assert losses[0] == "epoch,loss/d,loss/g,d/real,d/fake,progress/kimg" and len(losses) == 1 + params["train"]["epochs"]
     assert (repo / params["paths"]["sample_grid"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

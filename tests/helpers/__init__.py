@@ -79,3 +79,19 @@ def hooked(kwargs: dict) -> dict:
     names = {f.name for f in dataclasses.fields(Hooks)}
     return {k: v for k, v in kwargs.items() if k not in names} | {
         "hooks": Hooks(**{k: v for k, v in kwargs.items() if k in names})}
+
+
+def interrupted(run, model_cfg, train_cfg, split, path, at: int) -> dict:
+    """Train with `run` until tick `at` ends (a KeyboardInterrupt there, as Ctrl-C: that tick's work is lost and the
+    checkpoint of the tick before stays); return the resume state saved at `path`."""
+    import pytest
+
+    from ganpipe.gan import resume
+
+    def stop(tick, row):
+        if tick == at:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(model_cfg, train_cfg, split, log=stop, save_state=lambda s: resume.save(path, {**s, "fingerprint": "f"}))
+    return resume.load(path, "f")

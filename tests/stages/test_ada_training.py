@@ -7,12 +7,11 @@ import pytest
 import torch
 
 from ganpipe.data import datasets
-from ganpipe.gan import resume
 from ganpipe.gan.models import build
 from ganpipe.gan.train import train
 from ganpipe.params import config
 
-from helpers import R3GAN_TINY, hooked
+from helpers import R3GAN_TINY, hooked, interrupted
 
 # every schedule moving, over about two of the three epochs below (48 images, batch 16: 3 steps an epoch, so
 # an epoch ends between two of ADA's adjustments, every 4 steps)
@@ -66,15 +65,8 @@ def test_an_interrupted_r3gan_run_resumes_bitwise(tiny_params, tmp_path, changes
     if "ada" in train_cfg.augment:
         assert len({row["augment/p"] for row in full.history}) > 1  # p moved
 
-    def stop_at_last_epoch(epoch, row):
-        if epoch == train_cfg.epochs:
-            raise KeyboardInterrupt
-
-    path = tmp_path / "train.pt"
-    with pytest.raises(KeyboardInterrupt):
-        run(model_cfg, train_cfg, split, log=stop_at_last_epoch,
-            save_state=lambda s: resume.save(path, {**s, "fingerprint": "f"}))
-    G_resumed, resumed = run(model_cfg, train_cfg, split, resume_from=resume.load(path, "f"))
+    state = interrupted(run, model_cfg, train_cfg, split, tmp_path / "train.pt", at=train_cfg.epochs)
+    G_resumed, resumed = run(model_cfg, train_cfg, split, resume_from=state)
     assert resumed.history == full.history  # p, r_t and every scheduled value included
     for a, b in ((G_full, G_resumed), (full.generator, resumed.generator)):
         assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))

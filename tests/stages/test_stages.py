@@ -69,6 +69,27 @@ def test_tracking_disabled_runs_without_a_store(workdir):
     assert (workdir / "metrics" / "eval.json").is_file()
 
 
+def test_train_counted_in_kimg_logs_ticks_and_writes_the_images_shown(workdir):
+    import csv
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    assert stage("prepare")([]) == 0
+    # 270 training images in batches of 32: 8 steps a pass; 0.4 kimg = 13 steps (416 images), ticks of 5 steps
+    write_params(workdir, train={"epochs": None, "kimg": 0.4, "tick_kimg": 0.16})
+    assert stage("train")([]) == 0
+    summary = json.loads((workdir / "metrics" / "train.json").read_text())
+    assert (summary["steps"], summary["kimg"], summary["epochs"]) == (13, 0.416, 1.625)
+    rows = list(csv.DictReader((workdir / "plots" / "train_losses.csv").open()))
+    assert [(r["tick"], r["progress/kimg"]) for r in rows] == [("1", "0.16"), ("2", "0.32"), ("3", "0.416")]
+    (run,) = runs(workdir)
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    assert [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "progress/kimg")] == \
+        [(1, 0.16), (2, 0.32), (3, 0.416)]
+    assert run.data.params["train.kimg"] == "0.4" and run.data.params["train.epochs"] == "None"
+
+
 def test_divergence_keeps_the_last_good_checkpoint(workdir, capsys, monkeypatch):
     import torch
 
@@ -89,7 +110,7 @@ def test_divergence_keeps_the_last_good_checkpoint(workdir, capsys, monkeypatch)
     assert "training diverged at epoch 3" in err and "last good state is kept in checkpoints/train.pt" in err
     assert [r.info.status for r in runs(workdir)] == ["FAILED"]
     state = torch.load(workdir / "checkpoints" / "train.pt", weights_only=True)
-    assert state["epoch"] == 2 and all(torch.isfinite(t).all() for t in state["G"].values())
+    assert state["tick"] == 2 and all(torch.isfinite(t).all() for t in state["G"].values())
     assert not (workdir / "models").exists()
     assert resume.FORMAT == state["format"]
 

@@ -10,7 +10,7 @@ from ganpipe.gan.train import DivergenceError, fixed_noise, train
 from ganpipe.params import config
 from ganpipe.params.config import ConfigError
 
-from helpers import hooked, only_one_emulated_bf16_loss
+from helpers import hooked, interrupted, only_one_emulated_bf16_loss
 
 
 def tiny(tiny_params, **train_changes):
@@ -44,7 +44,7 @@ def test_callbacks_get_every_epoch(tiny_params):
                  log=lambda epoch, m: logged.append((epoch, sorted(m))),
                  log_images=lambda epoch, imgs: grids.append((epoch, imgs.shape, imgs.dtype)),
                  grid=fixed_noise(4, model_cfg.z_dim, 0, 10))
-    assert logged == [(e, ["d/fake", "d/real", "loss/d", "loss/g"]) for e in (1, 2)]
+    assert logged == [(e, ["d/fake", "d/real", "loss/d", "loss/g", "progress/kimg"]) for e in (1, 2)]
     assert grids == [(e, (4, 1, 28, 28), torch.uint8) for e in (0, 1, 2)]  # 0: the untrained G
     G2, r2 = run(model_cfg, train_cfg, datasets.synthetic(64))  # drawing the grids changes nothing
     assert r1.history == r2.history
@@ -80,23 +80,13 @@ EVERY_RNG = dict(augment=("translation", "cutout"), r1_weight=1.0, epochs=4)  # 
 
 @pytest.mark.parametrize("changes", [EVERY_RNG, dict(loss="wgan-gp", gp_weight=10.0, d_steps=2, epochs=3)])
 def test_interrupted_training_resumes_to_bitwise_the_same_weights(tiny_params, tmp_path, changes):
-    from ganpipe.gan import resume
-
     tiny_params["model"]["d_dropout"] = 0.2
     model_cfg, train_cfg = tiny(tiny_params, **changes)
     split = datasets.synthetic(96)
     G_full, full = run(model_cfg, train_cfg, split)
 
-    def stop_at_last_epoch(epoch, row):
-        if epoch == train_cfg.epochs:
-            raise KeyboardInterrupt  # as Ctrl-C: the last epoch's work is lost, the previous checkpoint stays
-
-    path = tmp_path / "train.pt"
-    with pytest.raises(KeyboardInterrupt):
-        run(model_cfg, train_cfg, split, log=stop_at_last_epoch,
-            save_state=lambda s: resume.save(path, {**s, "fingerprint": "f"}))
-    state = resume.load(path, "f")
-    assert state["epoch"] == train_cfg.epochs - 1
+    state = interrupted(run, model_cfg, train_cfg, split, tmp_path / "train.pt", at=train_cfg.epochs)
+    assert state["tick"] == train_cfg.epochs - 1
     G_resumed, resumed = run(model_cfg, train_cfg, split, resume_from=state)
     assert resumed.resumed_from == train_cfg.epochs - 1
     assert resumed.history == full.history and resumed.steps == full.steps
@@ -152,3 +142,48 @@ def test_trains_on_cuda_with_mixed_precision(tiny_params, precision):
     assert next(result.generator.parameters()).device.type == "cpu"  # handed back ready to save
     assert all(math.isfinite(v) for row in result.history for v in row.values())
     assert next(G.parameters()).device.type == "cuda"
+
+
+# 160 images in batches of 32: 5 steps a pass, so 3 epochs are 15 steps = 0.48 kimg; the schedule moves over them
+KIMG_RUN = dict(schedule_images=400, lr_end=1e-4, beta2_end=0.99)
+
+
+def _no_unit(history):
+    return [{k: v for k, v in row.items() if k not in ("epoch", "tick")} for row in history]
+
+
+def test_kimg_and_epochs_give_the_same_schedule_positions_and_weights(tiny_params):
+    model_cfg, by_epochs = tiny(tiny_params, epochs=3, **KIMG_RUN)
+    split = datasets.synthetic(160)
+    same_ticks = dataclasses.replace(by_epochs, epochs=None, kimg=0.48, tick_kimg=0.16)
+    finer = dataclasses.replace(same_ticks, tick_kimg=0.128)  # ticks end at 4, 8, 12 and 15 steps: inside passes
+    (G_e, e), (G_k, k), (G_f, f) = (run(model_cfg, c, split) for c in (by_epochs, same_ticks, finer))
+    assert [row["epoch"] for row in e.history] == [1, 2, 3] and [row["tick"] for row in k.history] == [1, 2, 3]
+    assert _no_unit(e.history) == _no_unit(k.history)  # losses, schedule values and kimg at every tick
+    assert [row["progress/kimg"] for row in f.history] == [0.128, 0.256, 0.384, 0.48]
+    assert f.history[-1]["schedule/g_lr"] == e.history[-1]["schedule/g_lr"] == pytest.approx(1e-4)
+    assert 2e-4 > e.history[0]["schedule/g_lr"] > 1e-4  # the schedule was still moving after the first pass
+    assert e.steps == k.steps == f.steps == 15 and k.length.describe() == "0.48 kimg (3 ticks)"
+    for G in (G_k, G_f):  # ticks only decide when numbers are read: the training is the same
+        assert all(torch.equal(a, b) for a, b in zip(G_e.state_dict().values(), G.state_dict().values()))
+
+
+def test_kimg_ends_inside_a_pass_and_rounds_up_to_whole_batches(tiny_params):
+    model_cfg, train_cfg = tiny(tiny_params, epochs=None, kimg=0.1, tick_kimg=0.064)
+    _, result = run(model_cfg, train_cfg, datasets.synthetic(160))
+    # 100 images are 3.125 batches of 32: 4 steps, at least the images asked for; ticks of 2 steps
+    assert result.steps == 4 and [row["tick"] for row in result.history] == [1, 2]
+    assert result.history[-1]["progress/kimg"] == 0.128
+
+
+def test_a_kimg_run_resumes_bitwise_from_inside_a_pass(tiny_params, tmp_path):
+    model_cfg, train_cfg = tiny(tiny_params, epochs=None, kimg=0.48, tick_kimg=0.096, augment=("translation",),
+                                **KIMG_RUN)
+    split = datasets.synthetic(160)
+    G_full, full = run(model_cfg, train_cfg, split)
+
+    state = interrupted(run, model_cfg, train_cfg, split, tmp_path / "train.pt", at=4)
+    assert state["tick"] == 3 and state["steps"] == 9 and state["steps"] % 5  # 9 steps: inside the second pass
+    G_resumed, resumed = run(model_cfg, train_cfg, split, resume_from=state)
+    assert resumed.resumed_from == 3 and resumed.history == full.history
+    assert all(torch.equal(a, b) for a, b in zip(G_full.state_dict().values(), G_resumed.state_dict().values()))

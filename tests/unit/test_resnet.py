@@ -6,13 +6,12 @@ import pytest
 import torch
 
 from ganpipe.data import datasets
-from ganpipe.gan import resume
 from ganpipe.gan.models import build
 from ganpipe.gan.resnet import CondBatchNorm
 from ganpipe.gan.train import train
 from ganpipe.params import config
 
-from helpers import hooked, only_one_emulated_bf16_loss
+from helpers import hooked, interrupted, only_one_emulated_bf16_loss
 
 RESNET = dict(arch="resnet", g_hidden=(16, 16, 16), d_hidden=(16, 16, 16), g_activation="relu",
               d_activation="relu")
@@ -87,14 +86,8 @@ def test_interrupted_resnet_training_resumes_bitwise(tiny_params, tmp_path):
     split = datasets.synthetic(64, size=32, channels=3)
     _, full = run(model_cfg, train_cfg, split)
 
-    def stop(epoch, row):
-        if epoch == 3:
-            raise KeyboardInterrupt
-
-    path = tmp_path / "train.pt"
-    with pytest.raises(KeyboardInterrupt):
-        run(model_cfg, train_cfg, split, log=stop, save_state=lambda s: resume.save(path, {**s, "fingerprint": "f"}))
-    _, resumed = run(model_cfg, train_cfg, split, resume_from=resume.load(path, "f"))
+    state = interrupted(run, model_cfg, train_cfg, split, tmp_path / "train.pt", at=3)
+    _, resumed = run(model_cfg, train_cfg, split, resume_from=state)
     assert resumed.history == full.history
     assert all(torch.equal(a, b) for a, b in zip(full.generator.state_dict().values(),
                                                   resumed.generator.state_dict().values()))

@@ -122,14 +122,14 @@ def test_grids_and_checkpoints_on_a_clock_change_nothing_but_how_often(tiny_para
     for name, cfg in (("every", every), ("rare", rare)):
         grids, saved = [], []
         result = run(model_cfg, cfg, split, log_images=lambda epoch, imgs: grids.append(epoch), grid=grid,
-                     save_state=lambda s: saved.append(s["epoch"]))
+                     save_state=lambda s: saved.append(s["tick"]))
         seen[name] = grids, saved, result
     assert seen["every"][:2] == ([0, 1, 2, 3], [1, 2, 3])
     assert seen["rare"][:2] == ([0, 3], [3])
     a, b = seen["every"][2], seen["rare"][2]
     assert a.history == b.history
     assert all(torch.equal(x, y) for x, y in zip(a.generator.state_dict().values(), b.generator.state_dict().values()))
-    assert 0 < b.epoch_work_s < b.seconds
+    assert 0 < b.tick_work_s < b.seconds
 
 
 @pytest.mark.gpu

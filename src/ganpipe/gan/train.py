@@ -2,9 +2,10 @@
 
 Speed: the whole uint8 training set sits on the training device (a GPU too, when it fits) and batches are
 drawn there by indexing it, so there is no per-item Dataset/DataLoader work; a step (gan/step.py) never waits
-for the device, and its numbers are summed as tensors and read once per epoch. The per-epoch work that does
-not shape training (image grids with the EMA's batch-norm re-estimate, resume checkpoints) runs on a clock
-(train.grid_every_s, train.checkpoint_every_s), so epochs of a second on a GPU are not dominated by it. Every
+for the device, and its numbers are summed as tensors and read once per tick (an epoch, or train.tick_kimg
+thousand images with train.kimg: gan/length.py). The per-tick work that does not shape training (image grids
+with the EMA's batch-norm re-estimate, resume checkpoints) runs on a clock (train.grid_every_s,
+train.checkpoint_every_s), so ticks of a second on a GPU are not dominated by it. Every
 random draw comes from an explicit generator whose state is part of the resume checkpoint, so an interrupted
 and resumed run ends with bitwise the same weights as an uninterrupted one.
 
@@ -15,7 +16,7 @@ step. Only the caller's rank 0 passes hooks that log or save.
 
 One entry, `train`: the caller checks the device and the fit once with `plan` (before it opens a tracking run)
 and hands the plan in; what the caller wants to see or keep goes in `Hooks`. The body is in named sections:
-restore, the step (D step and G step, gan/step.py), end of epoch.
+restore, the step (D step and G step, gan/step.py), end of tick.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from ganpipe.distributed.group import SOLO, Replicas
 from ganpipe.errors import ConfigError, DivergenceError
 from ganpipe.gan import compiled, devices, resume, syncnorm
 from ganpipe.gan.ema import EMA
+from ganpipe.gan.length import Length, length
 from ganpipe.gan.models import classes_drawn
 from ganpipe.gan.sampling import render
 from ganpipe.gan.schedules import Schedules
@@ -40,22 +42,23 @@ from ganpipe.gan.step import Step, step_names
 from ganpipe.params.config import TrainConfig
 from ganpipe.params.sizes import check_batch_fits
 
-LogFn = Callable[[int, dict[str, float]], None]  # (epoch, {"loss/d": ...})
-ImageFn = Callable[[int, torch.Tensor], None]  # (epoch, uint8 [N, C, H, W] fixed-noise samples)
-SaveFn = Callable[[dict], None]  # receives the resume state after an epoch
+LogFn = Callable[[int, dict[str, float]], None]  # (tick, {"loss/d": ...}); a tick is an epoch unless train.kimg
+ImageFn = Callable[[int, torch.Tensor], None]  # (tick, uint8 [N, C, H, W] fixed-noise samples)
+SaveFn = Callable[[dict], None]  # receives the resume state after a tick
 StepFn = Callable[[int, nn.Module, nn.Module, "EMA | None"], None]  # (step, G, D, ema) after each G update
+KIMG = "progress/kimg"  # each history row's images shown so far, in thousands: runs compare by it whatever their unit
 RANK_SEED = 7919  # per-rank streams (DiffAugment, dropout) are seeded seed + k + RANK_SEED * rank
 
 
 @dataclass
 class Hooks:
     """What the caller sees and keeps of a training. Every hook is optional: the default trains silently."""
-    log: LogFn | None = None  # per-epoch numbers
+    log: LogFn | None = None  # per-tick numbers
     log_images: ImageFn | None = None  # fixed-noise samples at step 0 and on the grid clock
     grid: tuple[torch.Tensor, torch.Tensor] | None = None  # (z, labels) those samples are drawn from
     save_state: SaveFn | None = None  # the resume state, on the checkpoint clock and at the end
     after_step: StepFn | None = None  # observers (tests): every rank's networks after each step
-    progress: bool = False  # a tqdm bar over the epochs
+    progress: bool = False  # a tqdm bar over the ticks
 
 
 @dataclass(frozen=True)
@@ -67,14 +70,17 @@ class Plan:
 
 @dataclass
 class TrainResult:
-    history: list[dict[str, float]]  # one row per epoch: epoch, loss/d, loss/g, d/real, d/fake[, penalties]
+    # one row per tick: epoch (or tick), loss/d, loss/g, d/real, d/fake[, penalties, schedules], progress/kimg
+    history: list[dict[str, float]]
     steps: int  # G updates
     images_seen: int  # real images shown to D
     generator: nn.Module  # what sampling should use (on the CPU): the EMA copy of G when enabled, else G
-    resumed_from: int  # epoch the run continued from (0 = started fresh)
+    resumed_from: int  # the tick (epoch) the run continued from (0 = started fresh)
+    resumed_steps: int  # the G steps done before this call
+    length: Length  # the training's steps and ticks
     precision: devices.Precision  # what train.precision resolved to on this device, and why
-    seconds: float  # wall time of the epochs this call ran
-    epoch_work_s: float  # of which: per-epoch work (grids, EMA re-estimate, checkpoints, logging callbacks)
+    seconds: float  # wall time of the ticks this call ran
+    tick_work_s: float  # of which: per-tick work (grids, EMA re-estimate, checkpoints, logging callbacks)
 
 
 def check_fits(cfg: TrainConfig, n_train: int, num_classes: int, conditional: bool) -> None:
@@ -108,7 +114,7 @@ class Every:
 
 
 def fixed_noise(n: int, z_dim: int, seed: int, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The same (z, labels) every epoch and run with this seed, so grids compare across epochs and runs.
+    """The same (z, labels) every tick and run with this seed, so grids compare across ticks and runs.
     Labels cycle through the classes, so a grid with num_classes columns shows one class per column."""
     z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
     return z, torch.arange(n) % num_classes
@@ -128,8 +134,9 @@ class _Streams:
 @dataclass
 class _State:
     history: list[dict[str, float]] = field(default_factory=list)
-    epoch: int = 0
+    tick: int = 0
     steps: int = 0
+    pass_order: torch.Tensor | None = None  # the order stream's state where the current pass began
 
 
 def _restore(saved: dict, G: nn.Module, D: nn.Module, ema: EMA | None, streams: _Streams,
@@ -144,7 +151,7 @@ def _restore(saved: dict, G: nn.Module, D: nn.Module, ema: EMA | None, streams: 
         resume.restore_rng(rngs[replicas.rank], streams.order, streams.noise, streams.augment)
     else:  # the shared streams continue; the per-rank ones (augment, dropout) restart from this rank's seed
         resume.restore_shared_rng(rngs[0], streams.order, streams.noise)
-    return _State(list(saved["history"]), saved["epoch"], saved["steps"])
+    return _State(list(saved["history"]), saved["tick"], saved["steps"], saved["pass_order"])
 
 
 def train(
@@ -179,7 +186,7 @@ def train(
     G.to(device, memory_format=fmt).train()
     D.to(device, memory_format=fmt).train()
     # the images stay uint8 where they are (4x smaller than float; possibly memory-mapped from the prepared
-    # file) and each batch is converted as it is drawn, so no epoch copies the dataset
+    # file) and each batch is converted as it is drawn, so no pass copies the dataset
     on_device = devices.holds(device, images.numel())
     images_src = images.to(device) if on_device else images
     labels_src = labels.to(device) if on_device else labels
@@ -191,26 +198,35 @@ def train(
     step = Step(G, D, cfg, precision.used, z_dim, num_classes, replicas, streams.noise, streams.augment, ema)
     if resume_from is not None:
         step.load_optimizers(resume_from)
+    resumed_steps = state.steps
     shown = ema.model if ema is not None else G  # the network grids (and later sampling) use
     B, mine = cfg.batch_size, step.mine
-    batches = len(images) // B  # drop the ragged last batch: batch-norm statistics stay comparable
+    span = length(cfg, len(images))
     names = step_names(cfg)
-    start_epoch = state.epoch
-    bar = tqdm(range(start_epoch + 1, cfg.epochs + 1), desc="train", unit="epoch", disable=not hooks.progress,
-               initial=start_epoch, total=cfg.epochs)
+    start_tick = state.tick
+    bar = tqdm(total=span.ticks, initial=start_tick, desc="train", unit=span.unit, disable=not hooks.progress)
     began = time.perf_counter()
-    work = 0.0  # seconds of per-epoch work
+    work = 0.0  # seconds of per-tick work
     schedules = Schedules(cfg)
     loop = _Loop(cfg, hooks, replicas, G, D, ema, step, streams, shown, z_dim, num_classes,
-                 Every(cfg.grid_every_s), Every(cfg.checkpoint_every_s), schedules)
-    if hooks.log_images is not None and hooks.grid is not None and start_epoch == 0:
+                 Every(cfg.grid_every_s), Every(cfg.checkpoint_every_s), schedules, span)
+    if hooks.log_images is not None and hooks.grid is not None and start_tick == 0:
         # step 0: what the untrained G draws; the MLflow UI's step slider also opens at 0 (no RNG is consumed)
         hooks.log_images(0, render(shown, *hooks.grid))
         work = time.perf_counter() - began
-    for epoch in bar:
+    perm = None
+    if state.steps % span.per_pass:  # resumed in the middle of a pass: draw its order again from its start
+        streams.order.set_state(state.pass_order)
         perm = torch.randperm(len(images), generator=streams.order).to(images_src.device)
-        sums = torch.zeros(len(names), device=device)  # per-step numbers summed over the epoch
-        for i in range(batches):
+    while state.steps < span.total:
+        end = span.tick_end(state.steps)
+        sums = torch.zeros(len(names), device=device)  # per-step numbers summed over the tick
+        count = end - state.steps
+        while state.steps < end:
+            i = state.steps % span.per_pass
+            if i == 0:  # a new pass over the data; its order's start is kept for a resume inside it
+                state.pass_order = streams.order.get_state()
+                perm = torch.randperm(len(images), generator=streams.order).to(images_src.device)
             idx = perm[i * B : (i + 1) * B][mine]
             real = to_float(images_src[idx].to(device, non_blocking=True)).contiguous(memory_format=fmt)
             step.apply(schedules.at(state.steps * B))  # a function of the images shown: resumes exactly
@@ -218,21 +234,23 @@ def train(
             state.steps += 1
             if hooks.after_step is not None:
                 hooks.after_step(state.steps, G, D, ema)
-        row = dict(zip(names, (replicas.mean_(sums) / batches).tolist()))  # over the global batches (one sync)
-        epoch_end = time.perf_counter()  # the device has finished the epoch's steps: what follows is overhead
-        state.epoch = epoch
+        row = dict(zip(names, (replicas.mean_(sums) / count).tolist()))  # over the global batches (one sync)
+        tick_end = time.perf_counter()  # the device has finished the tick's steps: what follows is overhead
+        state.tick = span.tick_of(state.steps)
+        bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()})
-        loop.end_of_epoch(row, state)
-        work += time.perf_counter() - epoch_end
+        loop.end_of_tick(row, state)
+        work += time.perf_counter() - tick_end
+    bar.close()
     shown.cpu()
     return TrainResult(history=state.history, steps=state.steps, images_seen=state.steps * cfg.d_steps * B,
-                       generator=shown, resumed_from=start_epoch, precision=precision,
-                       seconds=time.perf_counter() - began, epoch_work_s=work)
+                       generator=shown, resumed_from=start_tick, resumed_steps=resumed_steps, length=span,
+                       precision=precision, seconds=time.perf_counter() - began, tick_work_s=work)
 
 
 @dataclass
 class _Loop:
-    """What the end of an epoch works with, gathered once by train()."""
+    """What the end of a tick works with, gathered once by train()."""
     cfg: TrainConfig
     hooks: Hooks
     replicas: Replicas
@@ -247,39 +265,42 @@ class _Loop:
     grids: Every
     checkpoints: Every
     schedules: Schedules
+    span: Length
 
-    def end_of_epoch(self, row: dict[str, float], state: _State) -> None:
-        """Check the epoch's numbers, report them, and on the clocks (always after the last epoch) draw the grid
+    def end_of_tick(self, row: dict[str, float], state: _State) -> None:
+        """Check the tick's numbers, report them, and on the clocks (always after the last tick) draw the grid
         and save the resume state."""
-        _end_of_epoch(self, row, state)
+        _end_of_tick(self, row, state)
 
 
-def _end_of_epoch(loop: _Loop, row: dict[str, float], state: _State) -> None:
+def _end_of_tick(loop: _Loop, row: dict[str, float], state: _State) -> None:
     cfg, hooks, replicas, ema, shown = loop.cfg, loop.hooks, loop.replicas, loop.ema, loop.shown
-    epoch = state.epoch
+    tick, unit = state.tick, loop.span.unit
     if not all(math.isfinite(v) for v in row.values()):
-        raise DivergenceError(f"training diverged at epoch {epoch}: {row}; lower the learning rates "
+        raise DivergenceError(f"training diverged at {unit} {tick}: {row}; lower the learning rates "
                               f"(train.g_lr, train.d_lr) or try train.loss: hinge")
-    row = {**row, **loop.schedules.logged(state.steps * cfg.batch_size)}  # where the schedules stand now
-    state.history.append({"epoch": epoch, **row})
+    row = {**row, **loop.schedules.logged(state.steps * cfg.batch_size),  # where the schedules stand now
+           KIMG: loop.span.kimg(state.steps)}
+    state.history.append({unit: tick, **row})
     if hooks.log is not None:
-        hooks.log(epoch, row)
-    last = epoch == cfg.epochs
+        hooks.log(tick, row)
+    last = state.steps == loop.span.total
     grids, checkpoints = loop.grids, loop.checkpoints
     # rank 0's clock decides for every rank: the re-estimate and the checkpoint's gather are collectives
     draw, keep = replicas.broadcast((grids.due(), checkpoints.due()))
     if ema is not None and (draw or last):
         # the EMA's batch-norm statistics are re-estimated only when the EMA is shown: it shapes nothing
-        # else, and the re-estimate is stateless, so the final generator is the same whichever epochs drew
+        # else, and the re-estimate is stateless, so the final generator is the same whichever ticks drew
         ema.recalibrate(loop.z_dim, cfg.batch_size, loop.num_classes)
     if draw or last:
         if hooks.log_images is not None and hooks.grid is not None:
-            hooks.log_images(epoch, render(shown, *hooks.grid))
+            hooks.log_images(tick, render(shown, *hooks.grid))
         grids.done()
     if keep or last:
         rngs = replicas.gather(loop.streams.states())  # every rank's streams (a collective: all ranks take part)
         if hooks.save_state is not None:
-            hooks.save_state({"epoch": epoch, "steps": state.steps, "history": state.history,
+            hooks.save_state({"tick": tick, "steps": state.steps, "pass_order": state.pass_order,
+                              "history": state.history,
                               "G": loop.G.state_dict(), "D": loop.D.state_dict(), **loop.step.optimizers_state(),
                               "ema": ema.state_dict() if ema is not None else None,
                               "rng": rngs, "world_size": replicas.world})

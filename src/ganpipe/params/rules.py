@@ -49,6 +49,20 @@ def positive(obj: Any, section: str, keys: tuple[str, ...]) -> None:
         require(value > 0, f"{section}.{key}", "must be > 0", value)
 
 
+def check_length(train: Any) -> None:
+    """train.epochs or train.kimg, exactly one: a length in two units would leave one of them silently unused."""
+    require((train.epochs is None) != (train.kimg is None), "train.epochs and train.kimg", "must be one a number and "
+            "the other null (a length in passes over the data, or in thousands of images shown; for example "
+            "-S train.epochs=null -S train.kimg=200)", {"epochs": train.epochs, "kimg": train.kimg})
+    if train.epochs is not None:
+        within(train, "train", ("epochs",), 1, MAX_EPOCHS)
+    max_kimg = MAX_IMAGES_SHOWN / 1000
+    for key in ("kimg", "tick_kimg"):
+        value = getattr(train, key)
+        require(value is None or 0 < value <= max_kimg, f"train.{key}", f"must be in (0, {max_kimg:.0e}] thousand "
+                f"images", value)
+
+
 def check_schedules(train: Any) -> None:
     """train's schedule and ADA keys: values in range, and a scheduled or adaptive value that has what it needs."""
     within(train, "train", ("schedule_images",), 0, MAX_IMAGES_SHOWN)

@@ -12,12 +12,12 @@ from ganpipe.params.rules import (
     COMPILE_MODES,
     DEVICES,
     LOSSES,
-    MAX_EPOCHS,
     MAX_INTERVAL_S,
     MAX_LR,
     MAX_SEED,
     MAX_THREADS,
     PRECISIONS,
+    check_length,
     check_schedules,
 )
 from ganpipe.params.rules import positive as _positive
@@ -28,7 +28,11 @@ from ganpipe.params.rules import within as _within
 @dataclass(frozen=True)
 class TrainConfig:
     loss: str
-    epochs: int
+    # the training length, one of the two (the other null): passes over the training split, or thousands of images
+    # shown (batches drawn x batch_size, as StyleGAN and R3GAN count it; gan/length.py)
+    epochs: Optional[int]
+    kimg: Optional[float]
+    tick_kimg: float  # with kimg: thousands of images between log rows, grids and checkpoints (StyleGAN's tick)
     batch_size: int
     g_lr: float
     d_lr: float
@@ -94,7 +98,7 @@ class TrainConfig:
         _positive(self, "train", ("batch_size", "g_lr", "d_lr"))
         for key in ("g_lr", "d_lr"):
             _require(getattr(self, key) <= MAX_LR, f"train.{key}", f"must be at most {MAX_LR}", getattr(self, key))
-        _within(self, "train", ("epochs",), 1, MAX_EPOCHS)
+        check_length(self)
         _within(self, "train", ("d_steps",), 1, 100)
         _within(self, "train", ("threads",), 1, MAX_THREADS)
         _within(self, "train", ("seed",), 0, MAX_SEED)

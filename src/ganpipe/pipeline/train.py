@@ -1,6 +1,6 @@
 """Stage `train`: the GAN, one MLflow run per training (continued after a resume), a resume checkpoint every
-train.checkpoint_every_s seconds (at an epoch's end); writes the generator, the final losses and the per-epoch
-loss CSV. It says which precision train.precision resolved to on this machine, and tags the run with it.
+train.checkpoint_every_s seconds (at a tick's end: an epoch, or train.tick_kimg thousand images); writes the
+generator, the final losses and the per-tick loss CSV. It says which precision train.precision resolved to on this machine, and tags the run with it.
 
 With train.processes x train.nodes > 1 the stage process launches torchrun's workers (ganpipe.distributed.launch),
 each of which runs this same stage; rank 0 alone logs, saves checkpoints and writes the outputs."""
@@ -22,14 +22,15 @@ from ganpipe.distributed.group import Replicas, joined
 from ganpipe.errors import ConfigError, DivergenceError
 from ganpipe.files import remove, source_sha256, write_json, write_text
 from ganpipe.gan import devices, resume, sampling
+from ganpipe.gan.length import length
 from ganpipe.gan.models import build
-from ganpipe.gan.train import Hooks, Plan, fixed_noise, plan, train
+from ganpipe.gan.train import KIMG, Hooks, Plan, fixed_noise, plan, train
 from ganpipe.keys import GENERATOR_TAG, KIND_TAG, PRECISION_TAG
 from ganpipe.params import sizes
 from ganpipe.params.config import Config
 from ganpipe.track import provenance, tracking
 
-GRID_SEED = 1234  # fixed noise for the per-epoch grids: the same z in every run, so runs compare by eye
+GRID_SEED = 1234  # fixed noise for the per-tick grids: the same z in every run, so runs compare by eye
 TRAINING_CODE = ("gan", "data", "distributed", "params")  # what shapes the trajectory besides params and data
 STAGE = Path("stages/train.py")  # what torchrun's workers run
 # how and where the processes run: a checkpoint resumes across them (see docs/distributed.md)
@@ -112,14 +113,15 @@ def _train(cfg: Config, replicas: Replicas) -> dict | None:
                             run_id=state and state.get("run_id")) as run:
         launch.note_run_id(run.run_id)
         if state is not None:
-            note(f"resuming from {checkpoint_path} at epoch {state['epoch']} of {cfg.train.epochs}"
+            span = length(cfg.train, len(train_split.labels))
+            note(f"resuming from {checkpoint_path} at {span.unit} {state['tick']} of {span.ticks}"
                  f"{resume.placement_note(state.get('world_size', 1), replicas.world)}")
         save_state = lambda s: resume.save(checkpoint_path, {**s, "fingerprint": fp,  # noqa: E731
                                                              "run_id": run.run_id})
         start = time.perf_counter()
         try:
             hooks = Hooks(log=run.log_metrics, save_state=save_state, progress=True,
-                          log_images=lambda epoch, imgs: run.log_image(epoch, "samples", make_grid(imgs, rows)),
+                          log_images=lambda tick, imgs: run.log_image(tick, "samples", make_grid(imgs, rows)),
                           grid=fixed_noise(rows * rows, cfg.model.z_dim, GRID_SEED, num_classes))
             result = train(G, D, train_split.images, cfg.train, cfg.model.z_dim, labels=train_split.labels,
                            hooks=hooks, resume_from=state, replicas=replicas, checked=checked)
@@ -132,16 +134,20 @@ def _train(cfg: Config, replicas: Replicas) -> dict | None:
                 note(f"stopped; `dvc repro` with the same params resumes from {checkpoint_path}")
             raise
         train_seconds = time.perf_counter() - start
-        images_trained = result.images_seen * (cfg.train.epochs - result.resumed_from) / cfg.train.epochs
-        epochs = cfg.train.epochs - result.resumed_from
-        note(f"trained {epochs} epoch{'s' * (epochs != 1)} in {train_seconds:.1f} s "
-             f"({images_trained / train_seconds:,.0f} images/s); per-epoch work (grids, checkpoints, logging): "
-             f"{result.epoch_work_s / result.seconds:.1%} of it")
+        span = result.length
+        images_trained = (result.steps - result.resumed_steps) * cfg.train.d_steps * cfg.train.batch_size
+        ticks = span.ticks - result.resumed_from
+        note(f"trained {ticks} {span.unit}{'s' * (ticks != 1)} ({span.kimg(result.steps - result.resumed_steps):g} "
+             f"kimg) in {train_seconds:.1f} s ({images_trained / train_seconds:,.0f} images/s); per-{span.unit} work "
+             f"(grids, checkpoints, logging): {result.tick_work_s / result.seconds:.1%} of it")
         generator = cfg.paths.generator
         sampling.save_generator(result.generator, generator, cfg.model, shape, num_classes)
         write_text(cfg.paths.train_losses, _losses_csv(result.history))
-        final = {k: v for k, v in result.history[-1].items() if k != "epoch"}
-        summary = {"steps": result.steps, "images_seen": result.images_seen, "epochs": cfg.train.epochs, **final}
+        final = {k: v for k, v in result.history[-1].items() if k not in (span.unit, KIMG)}
+        # passes over the data (a fraction with train.kimg) and thousands of images shown, whichever was set
+        passes = round(result.steps / span.per_pass, 4)
+        summary = {"steps": result.steps, "images_seen": result.images_seen, "kimg": span.kimg(result.steps),
+                   "epochs": int(passes) if passes.is_integer() else passes, **final}
         write_json(cfg.paths.train_metrics, summary)
         gpu = devices.gpu_name(device)
         run.set_tags({GENERATOR_TAG: file_sha256(generator), **provenance.machine(device.type, gpu),
@@ -149,12 +155,12 @@ def _train(cfg: Config, replicas: Replicas) -> dict | None:
         model_uri = run.log_generator(generator, shape)
         if model_uri:
             note(f"generator logged as an MLflow model: mlflow.pyfunc.load_model({model_uri!r})")
-        run.log_metrics(cfg.train.epochs, {
+        run.log_metrics(span.ticks, {
             "time/train_s": train_seconds,
             "time/images_per_s": images_trained / train_seconds,
             "time/tracking_s": run.seconds,
             "time/tracking_share": run.seconds / train_seconds,
-            "time/epoch_work_share": result.epoch_work_s / result.seconds,  # grids, checkpoints, logging
+            "time/tick_work_share": result.tick_work_s / result.seconds,  # grids, checkpoints, logging
         })
     remove(checkpoint_path)  # finished: a later run with these params must start from scratch
     return summary

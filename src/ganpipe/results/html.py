@@ -69,7 +69,7 @@ def curves_png(curves: dict[str, list[tuple[int, float]]]) -> bytes:
             if curves.get(key):
                 steps, values = zip(*curves[key])
                 ax.plot(steps, values, label=key)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epoch (tick with train.kimg)")
         if ax.lines:
             ax.legend(fontsize=8)
     fig.tight_layout()
@@ -85,7 +85,8 @@ def run_section(report) -> str:
              f"config <code>{_e(run.tags.get(CONFIG_TAG, 'params.yaml'))}</code>, commit "
              f"<code>{_e(run.tags.get('git.commit', 'unknown')[:12])}</code></p>",
              "<h3>Scores</h3>", scores_table(report.scores), "<h3>Samples over training</h3>"]
-    parts += [f"<figure>{_png(png, f'samples at epoch {step}', 256)}<figcaption>epoch {step}</figcaption></figure>"
+    unit = "epoch" if run.params.get("train.kimg", "None") == "None" else "tick"  # MLflow steps count ticks
+    parts += [f"<figure>{_png(png, f'samples at {unit} {step}', 256)}<figcaption>{unit} {step}</figcaption></figure>"
               for step, png in report.grids] or ["<p>No sample grids were logged.</p>"]
     parts += ["<h3>Losses</h3>", _png(curves_png(report.curves), "loss curves") if report.curves
               else "<p>No losses were logged.</p>", "<h3>Closest pairs (copy detection)</h3>"]

@@ -108,7 +108,7 @@ def plot_comparison(table: pd.DataFrame, metrics: list[str], curves: dict[str, d
                 steps, values = zip(*per_run[key])
                 ax.plot(steps, values, label=name)
         ax.set_title(key)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epoch (tick with train.kimg)")
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100, metadata={"Software": None})  # no version string: same data, same bytes
