@@ -90,6 +90,19 @@ def test_train_counted_in_kimg_logs_ticks_and_writes_the_images_shown(workdir):
     assert run.data.params["train.kimg"] == "0.4" and run.data.params["train.epochs"] == "None"
 
 
+def test_train_streamed_from_a_memory_mapped_split_writes_the_same_generator(workdir, monkeypatch, capsys):
+    assert stage("prepare")([]) == 0
+    write_params(workdir, tracking={"enabled": False})
+    generator = workdir / "models" / "generator.safetensors"
+    assert stage("train")([]) == 0
+    in_memory = generator.read_bytes()
+    assert "streaming" not in capsys.readouterr().out
+    monkeypatch.setenv("GANPIPE_DATA_BUDGET_MB", "0")  # the split is bigger than the budget: mapped and streamed
+    assert stage("train")([]) == 0
+    assert "streaming the training images from data/prepared/train.safetensors" in capsys.readouterr().out
+    assert generator.read_bytes() == in_memory
+
+
 def test_divergence_keeps_the_last_good_checkpoint(workdir, capsys, monkeypatch):
     import torch
 

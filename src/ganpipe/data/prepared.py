@@ -13,7 +13,9 @@ import torch
 
 from ganpipe.data.images import make_grid, save_png
 from ganpipe.data.split import Source, Split, content_hash, split_holdout
-from ganpipe.data.store import map_arrays, write_arrays
+from ganpipe.data import stream
+from ganpipe.data.store import map_arrays, read_header, write_arrays
+from ganpipe.data.stream import Rows
 from ganpipe.errors import DataError
 from ganpipe.files import class_counts_csv, remove, write_json, write_text
 from ganpipe.params.config import DataConfig
@@ -37,8 +39,9 @@ def save_split(data: Split, path: Path) -> None:
     write_arrays(path, {"images": data.images.contiguous(), "labels": data.labels.contiguous()})
 
 
-def load_split(path: Path) -> Split:
-    """A prepared split: loaded when its images fit the memory budget, else memory-mapped (read-only use)."""
+def load_split(path: Path, mapped: bool | None = None) -> Split:
+    """A prepared split: loaded when its images fit the memory budget, else memory-mapped (read-only use);
+    `mapped` decides instead when given."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} not found; run `dvc repro prepare` first")
@@ -47,9 +50,9 @@ def load_split(path: Path) -> Split:
         images, labels = arrays["images"], arrays["labels"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch notes that a copy-on-write map is not writable: never written
-            mapped = torch.from_numpy(images)
-        images_t = mapped if images.nbytes > budget_bytes() else mapped.clone()
-        return Split(images_t, torch.from_numpy(labels).clone())
+            as_mapped = torch.from_numpy(images)
+        keep_mapped = images.nbytes > budget_bytes() if mapped is None else mapped
+        return Split(as_mapped if keep_mapped else as_mapped.clone(), torch.from_numpy(labels).clone())
     except (DataError, KeyError, AssertionError, ValueError) as exc:
         raise DataError(f"{path} is not a valid prepared split ({exc}); re-run `dvc repro -f prepare`") from None
 
@@ -93,6 +96,20 @@ def write_histogram(folder: Path, train_labels: torch.Tensor, holdout_labels: to
     counts = {name: torch.bincount(labels, minlength=num_classes).tolist()
               for name, labels in (("train", train_labels), ("holdout", holdout_labels))}
     write_text(folder / HIST_FILE, class_counts_csv("split", counts))
+
+
+def training_split(folder: Path) -> tuple[Split, Rows | None]:
+    """The training split as `train` reads it, and where its images lie in the file when they are memory-mapped
+    (bigger than the budget, or GANPIPE_STREAM=on): then training streams them (data/stream.py)."""
+    path = Path(folder) / TRAIN_FILE
+    if not path.is_file():
+        raise DataError(f"{path} not found; run `dvc repro prepare` first")
+    header, start = read_header(path)
+    entry = header.get("images", {})
+    shape, offsets = entry.get("shape", [0]), entry.get("data_offsets", [0, 0])
+    mapped = stream.mode() == "on" or offsets[1] - offsets[0] > budget_bytes()
+    split = load_split(path, mapped)
+    return split, Rows(path, start + offsets[0], math.prod(shape[1:])) if mapped else None
 
 
 def read_prepared(folder: Path) -> tuple[dict, Split, Split]:

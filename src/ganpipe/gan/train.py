@@ -23,12 +23,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
+from ganpipe.data import stream
 from ganpipe.data.images import to_float
 from ganpipe.distributed.group import SOLO, Replicas
 from ganpipe.errors import ConfigError, DivergenceError
@@ -165,6 +166,7 @@ def train(
     resume_from: dict | None = None,
     replicas: Replicas = SOLO,
     checked: Plan | None = None,  # from plan(); None: plan here
+    rows: stream.Rows | None = None,  # where `images` lie in their file, when they are memory-mapped from it
 ) -> TrainResult:
     hooks = hooks or Hooks()
     drawn = classes_drawn(G)
@@ -185,11 +187,11 @@ def train(
         syncnorm.convert(G), syncnorm.convert(D)
     G.to(device, memory_format=fmt).train()
     D.to(device, memory_format=fmt).train()
-    # the images stay uint8 where they are (4x smaller than float; possibly memory-mapped from the prepared
-    # file) and each batch is converted as it is drawn, so no pass copies the dataset
+    # the images stay uint8 (4x smaller than float), where they are or streamed from their file (data/stream.py),
+    # and each batch is converted as it is drawn, so no pass copies the dataset
     on_device = devices.holds(device, images.numel())
-    images_src = images.to(device) if on_device else images
-    labels_src = labels.to(device) if on_device else labels
+    feed = (stream.Streamed(images, labels, device, rows) if stream.streams(images, rows is not None, on_device)
+            else stream.Indexed(images.to(device) if on_device else images, labels, device))
     streams = _Streams(torch.Generator().manual_seed(cfg.seed), devices.generator(device, cfg.seed + 1),
                        devices.generator(device, cfg.seed + 2 + RANK_SEED * replicas.rank))
     # R3GAN's EMA (ema_halflife) sets its decay every step through the schedules; ema_decay is a warmed-up constant
@@ -214,38 +216,58 @@ def train(
         # step 0: what the untrained G draws; the MLflow UI's step slider also opens at 0 (no RNG is consumed)
         hooks.log_images(0, render(shown, *hooks.grid))
         work = time.perf_counter() - began
-    perm = None
-    if state.steps % span.per_pass:  # resumed in the middle of a pass: draw its order again from its start
-        streams.order.set_state(state.pass_order)
-        perm = torch.randperm(len(images), generator=streams.order).to(images_src.device)
+    batches = _batches(feed, len(images), span, state, streams.order, B, mine)
+    try:
+        _run(loop, state, batches, bar, names, device, fmt)
+    finally:
+        feed.close()
+    bar.close()
+    shown.cpu()
+    return TrainResult(history=state.history, steps=state.steps, images_seen=state.steps * cfg.d_steps * B,
+                       generator=shown, resumed_from=start_tick, resumed_steps=resumed_steps, length=span,
+                       precision=precision, seconds=time.perf_counter() - began, tick_work_s=work + loop.work)
+
+
+def _batches(feed: stream.Indexed | stream.Streamed, n: int, span: Length, state: _State, order: torch.Generator,
+             B: int, mine: slice) -> Iterator[stream.Batch]:
+    """Every batch from state.steps to the end, pass by pass, each pass a fresh permutation drawn when its first
+    batch is asked for; where the current pass's order began is kept for a resume inside it."""
+    steps, first = state.steps, state.steps % span.per_pass
+    if first:  # resumed inside a pass: draw its order again from its start
+        order.set_state(state.pass_order)
+    while steps < span.total:
+        if first == 0:
+            state.pass_order = order.get_state()
+        perm = torch.randperm(n, generator=order)
+        last = min(span.per_pass, first + span.total - steps)
+        yield from feed.batches(stream.Pass(perm, first, last, B, mine))
+        steps, first = steps + last - first, 0
+
+
+def _run(loop: "_Loop", state: _State, batches: Iterator[stream.Batch], bar: tqdm, names: list[str],
+         device: torch.device, fmt: torch.memory_format) -> None:
+    """The ticks: each one's steps, then its numbers read once and the end-of-tick work (timed in loop.work)."""
+    span, step, schedules, hooks, replicas = loop.span, loop.step, loop.schedules, loop.hooks, loop.replicas
+    B = span.batch_size
     while state.steps < span.total:
         end = span.tick_end(state.steps)
         sums = torch.zeros(len(names), device=device)  # per-step numbers summed over the tick
         count = end - state.steps
         while state.steps < end:
-            i = state.steps % span.per_pass
-            if i == 0:  # a new pass over the data; its order's start is kept for a resume inside it
-                state.pass_order = streams.order.get_state()
-                perm = torch.randperm(len(images), generator=streams.order).to(images_src.device)
-            idx = perm[i * B : (i + 1) * B][mine]
-            real = to_float(images_src[idx].to(device, non_blocking=True)).contiguous(memory_format=fmt)
+            images, labels = next(batches)
+            real = to_float(images).contiguous(memory_format=fmt)
             step.apply(schedules.at(state.steps * B))  # a function of the images shown: resumes exactly
-            sums += step(real, labels_src[idx].to(device, non_blocking=True))
+            sums += step(real, labels)
             state.steps += 1
             if hooks.after_step is not None:
-                hooks.after_step(state.steps, G, D, ema)
+                hooks.after_step(state.steps, loop.G, loop.D, loop.ema)
         row = dict(zip(names, (replicas.mean_(sums) / count).tolist()))  # over the global batches (one sync)
         tick_end = time.perf_counter()  # the device has finished the tick's steps: what follows is overhead
         state.tick = span.tick_of(state.steps)
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()})
         loop.end_of_tick(row, state)
-        work += time.perf_counter() - tick_end
-    bar.close()
-    shown.cpu()
-    return TrainResult(history=state.history, steps=state.steps, images_seen=state.steps * cfg.d_steps * B,
-                       generator=shown, resumed_from=start_tick, resumed_steps=resumed_steps, length=span,
-                       precision=precision, seconds=time.perf_counter() - began, tick_work_s=work)
+        loop.work += time.perf_counter() - tick_end
 
 
 @dataclass
@@ -266,6 +288,7 @@ class _Loop:
     checkpoints: Every
     schedules: Schedules
     span: Length
+    work: float = 0.0  # seconds of end-of-tick work so far
 
     def end_of_tick(self, row: dict[str, float], state: _State) -> None:
         """Check the tick's numbers, report them, and on the clocks (always after the last tick) draw the grid

@@ -16,7 +16,9 @@ from pathlib import Path
 from ganpipe.checkpoint import file_sha256
 from ganpipe.console import note
 from ganpipe.data.images import make_grid
-from ganpipe.data.prepared import read_prepared
+from ganpipe.data import stream
+from ganpipe.data.prepared import BUDGET_ENV, read_info, training_split
+from ganpipe.data.stream import Rows
 from ganpipe.distributed import launch
 from ganpipe.distributed.group import Replicas, joined
 from ganpipe.errors import ConfigError, DivergenceError
@@ -85,7 +87,8 @@ def _agree(replicas: Replicas, fp: str) -> None:
 
 
 def _train(cfg: Config, replicas: Replicas) -> dict | None:
-    info, train_split, _ = read_prepared(cfg.paths.prepared)
+    info = read_info(cfg.paths.prepared)
+    train_split, on_disk = training_split(cfg.paths.prepared)  # on_disk: memory-mapped, so streamed
     sizes.check_data(cfg, info["n_train"], info["n_holdout"], info["image_shape"][-1])
     num_classes = info["num_classes"]
     # the fit, the device and train.compile checked once, before a run is opened (cuda without a GPU fails here)
@@ -102,11 +105,14 @@ def _train(cfg: Config, replicas: Replicas) -> dict | None:
     # rank 0's file, sent to all (the other machines have none)
     state = replicas.broadcast(resume.load(checkpoint_path, fp) if replicas.main else None)
     if not replicas.main:
-        return _follow(cfg, replicas, G, D, train_split, state, checked)
+        return _follow(cfg, replicas, G, D, train_split, state, checked, on_disk)
     tags = {**provenance.stage_tags(cfg), KIND_TAG: "training", **provenance.data_tags(info), **placement}
     run_name = provenance.run_name(tags, "repro")
     rows = cfg.sample.grid_rows
     note(precision.summary)
+    if on_disk is not None and stream.mode() != "off":
+        note(f"streaming the training images from {on_disk.path} ({train_split.images.nbytes / 2**30:.2f} GiB, "
+             f"memory-mapped: above {BUDGET_ENV} or {stream.STREAM_ENV}=on), the next batches read ahead")
     if precision.warning:
         note(precision.warning)
     with tracking.start_run(cfg.tracking, run_name=run_name, params=cfg.logged(), tags=tags,
@@ -124,7 +130,7 @@ def _train(cfg: Config, replicas: Replicas) -> dict | None:
                           log_images=lambda tick, imgs: run.log_image(tick, "samples", make_grid(imgs, rows)),
                           grid=fixed_noise(rows * rows, cfg.model.z_dim, GRID_SEED, num_classes))
             result = train(G, D, train_split.images, cfg.train, cfg.model.z_dim, labels=train_split.labels,
-                           hooks=hooks, resume_from=state, replicas=replicas, checked=checked)
+                           hooks=hooks, resume_from=state, replicas=replicas, checked=checked, rows=on_disk)
         except DivergenceError as exc:
             kept = (f"; the last good state is kept in {checkpoint_path} (it resumes only with unchanged params)"
                     if checkpoint_path.is_file() else "")
@@ -166,8 +172,9 @@ def _train(cfg: Config, replicas: Replicas) -> dict | None:
     return summary
 
 
-def _follow(cfg: Config, replicas: Replicas, G, D, train_split, state: dict | None, checked: Plan) -> None:
+def _follow(cfg: Config, replicas: Replicas, G, D, train_split, state: dict | None, checked: Plan,
+            on_disk: Rows | None) -> None:
     """A rank other than 0: the same training steps, nothing logged or written."""
     train(G, D, train_split.images, cfg.train, cfg.model.z_dim, labels=train_split.labels, resume_from=state,
-          replicas=replicas, checked=checked)
+          replicas=replicas, checked=checked, rows=on_disk)
     return None
