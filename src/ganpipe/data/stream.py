@@ -5,8 +5,8 @@ fits there, and each batch is an index into it on the training thread (`Indexed`
 split is memory-mapped, and indexing it on the training thread would make every step wait for the disk, so
 `Streamed` gathers the coming batches in background threads instead:
 
-- the file's pages of the next `depth` batches are requested from the OS first (posix_fadvise WILLNEED: the
-  disk reads them in parallel, into the page cache, while the step runs);
+- the file's pages of the next `depth` batches are requested from the OS first, by a thread of its own
+  (posix_fadvise WILLNEED: the disk reads them in parallel, into the page cache, while the step runs);
 - a worker thread gathers each batch's rows (numpy's take, without the GIL and single-threaded) into pinned
   host memory when the device is a GPU, so the copy to the GPU is non-blocking and overlaps the step.
 
@@ -94,12 +94,13 @@ class Streamed:
         self.source = images.numpy()  # the memory map (or the array) itself: numpy reads it without copying
         self.pin = device.type == "cuda"  # pinned host memory: what a non-blocking copy to the GPU needs
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="ganpipe-stream")
+        # the read-ahead requests have a thread of their own: the kernel may block one until the disk's queue has
+        # room, and the step must not wait for that
+        self.reader = ThreadPoolExecutor(1, thread_name_prefix="ganpipe-readahead")
         self.rows, self.fd = rows, os.open(rows.path, os.O_RDONLY) if rows is not None else None
 
     def _ask(self, idx: torch.Tensor) -> None:
         """Ask the OS to read these rows now (asynchronously): the gather then finds them in memory."""
-        if self.fd is None:
-            return
         r = self.rows
         for i in idx.tolist():
             os.posix_fadvise(self.fd, r.offset + i * r.row_bytes, r.row_bytes, os.POSIX_FADV_WILLNEED)
@@ -120,7 +121,8 @@ class Streamed:
                     idx = next(ahead, None)
                     if idx is None:
                         break
-                    self._ask(idx)
+                    if self.fd is not None:
+                        self.reader.submit(self._ask, idx)
                     pending.append(self.pool.submit(self._gather, idx))
                 if not pending:
                     return
@@ -132,6 +134,7 @@ class Streamed:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.reader.shutdown(wait=True, cancel_futures=True)  # before the file it reads is closed
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
