@@ -39,3 +39,6 @@ def test_the_nearest_neighbour_search_in_reference_chunks_equals_the_search_in_o
     dist, index = copying.nearest(queries, refs, chunk=16, ref_chunk=37)
     assert torch.equal(index, whole.argmin(1)) and torch.allclose(dist, whole.min(1).values)
     assert index[5] == 123 and dist[5] < 1e-6
+    rows = torch.arange(100, 400, 3)  # a subset searched where it lies, as C_T searches a cell
+    sub_d, sub_i = copying.nearest(queries, refs, chunk=16, ref_chunk=37, rows=rows)
+    assert torch.equal(rows[sub_i], rows[whole[:, rows].argmin(1)]) and torch.allclose(sub_d, whole[:, rows].min(1).values)

@@ -104,6 +104,17 @@ def test_copy_detection_separates_copies_from_new_images(feats):
     assert copies["copy_ct"] < noisy["copy_ct"] < new["copy_ct"], (copies, noisy, new)
 
 
+def test_ct_cells_fitted_on_a_seeded_draw_of_a_large_training_set_still_separate_copies(feats, monkeypatch):
+    f, _ = feats
+    train, held, fresh = f["ref"], f["pool"][:250], f["pool"][250:]
+    monkeypatch.setattr(copying, "KMEANS_FIT", len(train) // 3)  # as a million features against 20,000
+    fitted, kmeans = [], copying.kmeans
+    monkeypatch.setattr(copying, "kmeans", lambda x, *a: fitted.append(len(x)) or kmeans(x, *a))
+    copies, new = (copying.data_copying_ct(train, held, fake, 3) for fake in (train, fresh))
+    assert copies["ct"] < -3 and abs(new["ct"]) < 3
+    assert fitted == [len(train) // 3] * 2 and copies == copying.data_copying_ct(train, held, train, 3)  # seeded
+
+
 def test_mann_whitney_z_matches_scipy():
     from scipy.stats import mannwhitneyu
 

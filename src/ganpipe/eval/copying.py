@@ -18,17 +18,24 @@ import torch
 
 Tensor = torch.Tensor
 MIN_FAKES = 20  # C_T leaves out cells with fewer samples (the paper's tau = 20 / m)
+# C_T's cells are fitted on at most this many training points (drawn with the seed; every point is then assigned
+# to its nearest centre): k-means over a million 2048-d features would take 16 GB in float64 and an hour, and a
+# few cells are placed as well by 20,000 points
+KMEANS_FIT = 20_000
 
 
-def nearest(queries: Tensor, refs: Tensor, chunk: int = 1000, ref_chunk: int = 65_536) -> tuple[Tensor, Tensor]:
+def nearest(queries: Tensor, refs: Tensor, chunk: int = 1000, ref_chunk: int = 16_384,
+            rows: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """(distance, index) of each query's nearest reference point, Euclidean; float64 distances. Memory is
     bounded whatever the number of references: `chunk` queries at a time against `ref_chunk` references at a
     time (a distance block of at most chunk x ref_chunk), each converted to float64 only while it is used; on a
-    tie between chunks the lower index wins."""
+    tie between chunks the lower index wins. `rows`: search only these references (indices into `refs`, gathered
+    a chunk at a time rather than copied out whole); the index returned is then a position in `rows`."""
     dist = torch.full((len(queries),), float("inf"), dtype=torch.float64)
     index = torch.zeros(len(queries), dtype=torch.long)
-    for r0 in range(0, len(refs), ref_chunk):
-        r = refs[r0 : r0 + ref_chunk].double()
+    n_refs = len(refs) if rows is None else len(rows)
+    for r0 in range(0, n_refs, ref_chunk):
+        r = (refs[r0 : r0 + ref_chunk] if rows is None else refs[rows[r0 : r0 + ref_chunk]]).double()
         for start in range(0, len(queries), chunk):
             d, i = torch.cdist(queries[start : start + chunk].double(), r).min(1)
             better = d < dist[start : start + len(d)]
@@ -74,28 +81,40 @@ def kmeans(x: Tensor, k: int, seed: int = 0, iters: int = 100) -> Tensor:
             break
         centres = torch.cat([centres, x[torch.multinomial(d2 / d2.sum(), 1, generator=g)]])
     k = len(centres)
+    x2 = x.pow(2).sum(1, keepdim=True)
     for _ in range(iters):
-        assign = torch.cdist(x, centres).argmin(1)
-        moved = torch.stack([x[assign == c].mean(0) if (assign == c).any() else centres[c] for c in range(k)])
+        # |x - c|^2 = |x|^2 - 2 x.c + |c|^2 with |x|^2 computed once: cdist would copy the points every iteration
+        assign = (x2 - (x @ centres.T).mul_(2) + centres.pow(2).sum(1)).argmin(1)
+        # each cell's mean in one pass over the points (no per-cell copies); an empty cell keeps its centre
+        counts = torch.bincount(assign, minlength=k)
+        sums = torch.zeros_like(centres).index_add_(0, assign, x)
+        moved = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None].double(), centres)
         if torch.equal(moved, centres):
             break
         centres = moved
     return centres
 
 
+def fit_points(n: int, seed: int) -> Tensor:
+    """The training points C_T's cells are fitted on when there are more than KMEANS_FIT: a seeded draw, sorted."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:KMEANS_FIT].sort().values
+
+
 def data_copying_ct(train: Tensor, held: Tensor, fake: Tensor, cells: int, seed: int = 0,
                     min_fakes: int = MIN_FAKES) -> dict:
     """Meehan et al.'s C_T: {'ct', 'cells_used', 'cells'}. Cells holding fewer than `min_fakes` samples are
     left out (the paper's tau = 20 / m), as are cells without held-out images; with no cell left, ct is None."""
-    centres = kmeans(train, min(cells, len(train)), seed)
+    fit = train if len(train) <= KMEANS_FIT else train[fit_points(len(train), seed)]
+    centres = kmeans(fit, min(cells, len(fit)), seed)
     cells = len(centres)
     cell_of = {name: nearest(x, centres)[1] for name, x in (("train", train), ("held", held), ("fake", fake))}
     weighted, weight, used = 0.0, 0.0, 0
     for c in range(cells):
-        t, h, f = (x[cell_of[name] == c] for name, x in (("train", train), ("held", held), ("fake", fake)))
+        t = torch.nonzero(cell_of["train"] == c).flatten()  # the cell's training points, searched where they lie
+        h, f = held[cell_of["held"] == c], fake[cell_of["fake"] == c]
         if len(f) < min_fakes or len(h) == 0 or len(t) == 0:
             continue
-        z = mann_whitney_z(nearest(h, t)[0], nearest(f, t)[0])
+        z = mann_whitney_z(nearest(h, train, rows=t)[0], nearest(f, train, rows=t)[0])
         share = len(h) / len(held)
         weighted, weight, used = weighted + share * z, weight + share, used + 1
     ct = weighted / weight if weight > 0 else None  # no cell holds enough samples: C_T is undefined

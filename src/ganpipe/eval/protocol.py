@@ -130,7 +130,8 @@ def evaluate(clf: Classifier, fake: torch.Tensor, holdout: torch.Tensor, train: 
         "knn_sets": "equal size: a fixed random subset of the larger set",
         "copy": {"distance": "Euclidean in the classifier features, to the nearest training image",
                  "quantile": cfg.copy_quantile, "threshold_from": "held-out split", "ct_cells": cfg.copy_cells,
-                 "ct_min_samples_per_cell": copying.MIN_FAKES},
+                 "ct_min_samples_per_cell": copying.MIN_FAKES,
+                 "ct_cells_fitted_on": f"at most {copying.KMEANS_FIT} training points, drawn with the seed"},
     }
     return result, (fake_d, fake_i)
 

@@ -55,4 +55,5 @@ def protocol(cfg: EvaluateConfig, n_fake: int, n_train: int, n_holdout: int) -> 
 def copy_protocol(cfg: EvaluateConfig) -> dict:
     return {"copy": {"distance": "Euclidean in Inception features, to the nearest training image",
                      "quantile": cfg.copy_quantile, "threshold_from": "held-out split", "ct_cells": cfg.copy_cells,
-                     "ct_min_samples_per_cell": copying.MIN_FAKES}}
+                     "ct_min_samples_per_cell": copying.MIN_FAKES,
+                     "ct_cells_fitted_on": f"at most {copying.KMEANS_FIT} training points, drawn with the seed"}}
