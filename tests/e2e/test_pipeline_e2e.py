@@ -25,6 +25,24 @@ def test_every_declared_output_exists(repo):
     assert (repo / params["paths"]["sample_grid"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_prepared_array_is_stored_once_linked_to_dvcs_cache(repo):
+    """.dvc/config's cache.type: the workspace's outputs are links to DVC's cache where the filesystem allows."""
+    import subprocess
+
+    train = repo / "data" / "prepared" / "train.safetensors"
+    cache = repo / ".dvc" / "cache"
+    probe = repo / "reflink-probe"
+    reflinks = subprocess.run(["cp", "--reflink=always", str(repo / "params.yaml"), str(probe)]).returncode == 0
+    probe.unlink(missing_ok=True)
+    if reflinks:  # copy-on-write filesystems (btrfs, XFS, APFS): a reflink shares the blocks, nothing to see
+        assert train.is_file() and not train.is_symlink()
+    elif train.is_symlink():
+        assert cache.resolve() in train.resolve().parents
+    else:
+        inode = train.stat().st_ino
+        assert train.stat().st_nlink == 2 and any(p.stat().st_ino == inode for p in cache.rglob("*") if p.is_file())
+
+
 def test_metrics_json_is_read_by_dvc(repo, env):
     scores = json.loads((repo / "metrics" / "eval.json").read_text())
     for side in ("fake", "real"):
