@@ -7,7 +7,7 @@
 #
 #   here, first:  python benchmarks/gpu_carry.py --data ../shared/data/cifar10-train-4660    (writes .gpu/)
 #   on the GPU:   bash benchmarks/gpu_check.sh "$OUT" speed                 (device run with carry [".gpu"])
-#                 bash benchmarks/gpu_check.sh "$OUT" quality               (a second device run, the same carry)
+#                 bash benchmarks/gpu_check.sh "$OUT" quality stream        (a second device run, the same carry)
 #   here, after:  python benchmarks/gpu_quality.py score --root ../shared/data/cifar10-train-4660 \
 #                   --out FETCHED/quality --n 3000
 # PARTs (default: speed; speed = environment tests pipeline loop_speed r3gan_speed inception repeatability):
@@ -18,6 +18,8 @@
 #          repeats bitwise.
 # quality: the colour DCGAN, the ResNet, the small R3GAN and the peer, 30 and 60 s each of training on the GPU,
 #          3,000 samples each.
+# stream:  training streamed from a memory-mapped split against the split in GPU memory, 128 px
+#          (benchmarks/stream_speed.py).
 # The GPU machine has torch, numpy, pillow, safetensors, tqdm, pyyaml and pytest, but no mlflow, dvc or mlxtend.
 # Try it on a CPU first: GPU_CHECK_TINY=1 bash benchmarks/gpu_check.sh /tmp/gc   (tiny sizes, those three
 # packages hidden; the GPU tests skip).
@@ -96,4 +98,8 @@ if want quality; then
   part quality 290 python3 benchmarks/gpu_quality.py train --root "$data" --out "$out/quality" --seconds $secs --n $qn \
     --arms ganpipe-dcgan ganpipe-resnet ganpipe-r3gan-small peer-dcgan
 fi
+# training streamed from disk against in memory at 128 px (issue 32), on the GPU: the feed has least time to hide
+want stream && part stream 90 python3 benchmarks/stream_speed.py --device "$([ "$tiny" = 1 ] && echo cpu || echo cuda)" \
+  $([ "$tiny" = 1 ] && echo "--n 300 --steps 3 --warm 1 --repeat 1" || echo "--n 20000 --steps 200 --warm 20 --repeat 3") \
+  --file "$(mktemp -d)/train.safetensors"
 echo "files: $(cd "$out" && find . -type f | sort | tr '\n' ' ')"
