@@ -9,7 +9,7 @@ data.root, and writes a file of --out-gib as its output, as `prepare` writes the
   no-op repro   `dvc repro` with nothing changed
   one touched   `dvc status` after one file's contents changed: it is found
 Then the disk the output takes, in the workspace and the cache together, with the project's cache.type
-(reflink,hardlink,symlink,copy, as ganpipe's .dvc/config sets it) and with DVC's default (reflink,copy).
+(hardlink,symlink,copy, as ganpipe's .dvc/config sets it) and with DVC's default (reflink,copy).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LINKS = "reflink,hardlink,symlink,copy"  # what ganpipe's .dvc/config sets
+LINKS = "hardlink,symlink,copy"  # what ganpipe's .dvc/config sets
 STAGE = """stages:
   prepare:
     cmd: python -c "import os; f = open('out.bin', 'wb'); [f.write(os.urandom(1 << 26)) for _ in range({chunks})]"
