@@ -16,6 +16,9 @@ wheel), mlflow nor dvc (on a CPU both halves run here, one after the other):
                the Inception reference of both splits once, then the first n samples of every set (of the
                budgets named; default all) through `ganpipe evaluate --samples --features inception`; prints the
                table and each arm's FID over the peer's (Inception-V3 on 2 CPU cores embeds about 12 images/s)
+  heldout      python benchmarks/gpu_quality.py heldout --root FOLDER --out OUT [--n 5000] [--budgets 300 600]
+               the same sets against the held-out split instead (FID and KID), with n training images against
+               it as the ceiling; features kept in OUT/features/
 """
 from __future__ import annotations
 
@@ -199,9 +202,50 @@ def score_all(args) -> None:
     print("\n".join(rows))
 
 
+def heldout_all(args) -> None:
+    """Every set's first n samples against the held-out split in Inception space (FID, KID), and the ceiling: n
+    training images (a seeded draw) against it. Features are kept in OUT/features/, so a re-run only adds."""
+    import colour_results
+    from safetensors.torch import load_file
+
+    from ganpipe.data import datasets
+    from ganpipe.data.split import split_holdout
+    from ganpipe.eval import inception, metrics
+    from ganpipe.params import config
+
+    stats = json.loads((args.out / "train.json").read_text())
+    data_cfg = config.from_dict(colour_results.params_for([], args.root)).data
+    train, held = split_holdout(datasets.load_source(data_cfg), data_cfg.holdout_fraction, data_cfg.seed)
+    net = inception.load(inception.device())
+    cache = args.out / "features"
+    cache.mkdir(exist_ok=True)
+
+    def feats(key: str, images: torch.Tensor) -> torch.Tensor:
+        path = cache / f"{key}-{len(images)}.pt"
+        if not path.is_file():
+            torch.save(inception.features(net, images, 50, key), path)
+        return torch.load(path)
+
+    ref = feats("heldout", held.images)
+    draw = torch.randperm(len(train.images), generator=torch.Generator().manual_seed(0))[: args.n].sort().values
+    keys = sorted(k for k in stats if k.endswith("s") and "-" in k
+                  and (not args.budgets or int(k.rsplit("-", 1)[1][:-1]) in args.budgets))
+    size = min(args.n, len(ref))  # KID's subsets: at most the smaller set
+    score = lambda f: (metrics.fid(f, ref), metrics.kid(f, ref, 100, size)[0])  # noqa: E731
+    rows = [f"device: {stats['device']}; Inception-V3 space, n = {args.n:,} samples per arm against the "
+            f"{len(ref):,} held-out images", "| arm | budget (s) | FID vs held-out | KID vs held-out |", "|---|---|---|---|"]
+    for key in keys:
+        name, seconds = key.rsplit("-", 1)
+        fid, kid = score(feats(key, load_file(str(args.out / f"{name}.safetensors"))[seconds][: args.n]))
+        rows.append(f"| {name} | {seconds[:-1]} | {fid:.2f} | {kid:.4f} |")
+    fid, kid = score(feats("train", train.images[draw]))
+    rows.append(f"| {args.n:,} real training images (the ceiling) | | {fid:.2f} | {kid:.4f} |")
+    print("\n".join(rows))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("half", choices=["train", "score"])
+    ap.add_argument("half", choices=["train", "score", "heldout"])
     ap.add_argument("--root", type=Path, required=True, help="a class-per-folder image folder")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seconds", type=int, nargs="+", default=[120, 300], help="wall-clock budgets per arm")
@@ -211,7 +255,7 @@ def main() -> None:
     ap.add_argument("--arms", nargs="+", default=[*ARMS, PEER], choices=[*ARMS, PEER])
     args = ap.parse_args()
     args.root, args.out = args.root.resolve(), args.out.resolve()
-    train_all(args) if args.half == "train" else score_all(args)
+    {"train": train_all, "score": score_all, "heldout": heldout_all}[args.half](args)
 
 
 if __name__ == "__main__":
