@@ -219,9 +219,9 @@ def train(
     batches = _batches(feed, len(images), span, state, streams.order, B, mine)
     try:
         _run(loop, state, batches, bar, names, device, fmt)
-    finally:
+    finally:  # the bar ends its line before any error message is printed
         feed.close()
-    bar.close()
+        bar.close()
     shown.cpu()
     return TrainResult(history=state.history, steps=state.steps, images_seen=state.steps * cfg.d_steps * B,
                        generator=shown, resumed_from=start_tick, resumed_steps=resumed_steps, length=span,
