@@ -64,7 +64,7 @@ class Rows:
     row_bytes: int
 
 
-def streams(images: torch.Tensor, mapped: bool, on_device: bool) -> bool:
+def streams(mapped: bool, on_device: bool) -> bool:
     """Whether to stream: GANPIPE_STREAM, else (auto) when the images are memory-mapped or stay off the GPU."""
     chosen = mode()
     return chosen == "on" or (chosen == "auto" and (mapped or not on_device))

@@ -190,7 +190,7 @@ def train(
     # the images stay uint8 (4x smaller than float), where they are or streamed from their file (data/stream.py),
     # and each batch is converted as it is drawn, so no pass copies the dataset
     on_device = devices.holds(device, images.numel())
-    feed = (stream.Streamed(images, labels, device, rows) if stream.streams(images, rows is not None, on_device)
+    feed = (stream.Streamed(images, labels, device, rows) if stream.streams(rows is not None, on_device)
             else stream.Indexed(images.to(device) if on_device else images, labels, device))
     streams = _Streams(torch.Generator().manual_seed(cfg.seed), devices.generator(device, cfg.seed + 1),
                        devices.generator(device, cfg.seed + 2 + RANK_SEED * replicas.rank))
@@ -208,14 +208,13 @@ def train(
     start_tick = state.tick
     bar = tqdm(total=span.ticks, initial=start_tick, desc="train", unit=span.unit, disable=not hooks.progress)
     began = time.perf_counter()
-    work = 0.0  # seconds of per-tick work
     schedules = Schedules(cfg)
     loop = _Loop(cfg, hooks, replicas, G, D, ema, step, streams, shown, z_dim, num_classes,
                  Every(cfg.grid_every_s), Every(cfg.checkpoint_every_s), schedules, span)
     if hooks.log_images is not None and hooks.grid is not None and start_tick == 0:
         # step 0: what the untrained G draws; the MLflow UI's step slider also opens at 0 (no RNG is consumed)
         hooks.log_images(0, render(shown, *hooks.grid))
-        work = time.perf_counter() - began
+        loop.work = time.perf_counter() - began
     batches = _batches(feed, len(images), span, state, streams.order, B, mine)
     try:
         _run(loop, state, batches, bar, names, device, fmt)
@@ -225,7 +224,7 @@ def train(
     shown.cpu()
     return TrainResult(history=state.history, steps=state.steps, images_seen=state.steps * cfg.d_steps * B,
                        generator=shown, resumed_from=start_tick, resumed_steps=resumed_steps, length=span,
-                       precision=precision, seconds=time.perf_counter() - began, tick_work_s=work + loop.work)
+                       precision=precision, seconds=time.perf_counter() - began, tick_work_s=loop.work)
 
 
 def _batches(feed: stream.Indexed | stream.Streamed, n: int, span: Length, state: _State, order: torch.Generator,
@@ -288,7 +287,7 @@ class _Loop:
     checkpoints: Every
     schedules: Schedules
     span: Length
-    work: float = 0.0  # seconds of end-of-tick work so far
+    work: float = 0.0  # seconds of per-tick work so far (the step-0 grid included)
 
     def end_of_tick(self, row: dict[str, float], state: _State) -> None:
         """Check the tick's numbers, report them, and on the clocks (always after the last tick) draw the grid
