@@ -41,6 +41,7 @@ bench: $(STAMP)
 	PATH=$(BIN):$$PATH python benchmarks/inception_speed.py
 	PATH=$(BIN):$$PATH python benchmarks/tracking_overhead.py
 	PATH=$(BIN):$$PATH python benchmarks/pipeline_time.py
+	PATH=$(BIN):$$PATH python benchmarks/train_score_cost.py
 
 # The results table of docs/benchmarks.md: one DVC experiment per row (about an hour on 2 cores), then the table.
 table: $(STAMP)

@@ -48,7 +48,9 @@ def workdir(tmp_path, monkeypatch, tiny_params):
     monkeypatch.chdir(tmp_path)
     for var in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV"):
         monkeypatch.delenv(var, raising=False)
-    params = merged(tiny_params, {"data": {"dataset": "synthetic", "max_images": 300}})
+    # train alone here: the score during training needs the classifier stage first; tests/stages/test_scoring.py
+    # and the end-to-end runs score
+    params = merged(tiny_params, {"data": {"dataset": "synthetic", "max_images": 300}, "train": {"score": "none"}})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return tmp_path
 
@@ -114,7 +116,8 @@ def team_work(tmp_path_factory):
     params = merged(merged(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY_OVERRIDES),
                     {"data": {"dataset": "synthetic", "max_images": 200}, "train": {"epochs": 2, "threads": 1}})
     (root / "params.yaml").write_text(yaml.safe_dump(params))
-    subprocess.run([sys.executable, str(ROOT / "stages" / "prepare.py")], cwd=root, check=True, capture_output=True)
+    for stage in ("prepare", "train_classifier"):  # the classifier: the score during training compares with it
+        subprocess.run([sys.executable, str(ROOT / "stages" / f"{stage}.py")], cwd=root, check=True, capture_output=True)
     return root
 
 

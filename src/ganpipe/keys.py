@@ -4,6 +4,7 @@ run's numbers came from, and the prefixes of the score metrics (eval/* for sampl
 CONFIG_TAG = "ganpipe.config"  # the configs/ overlays a run applied, joined by '+' ('params.yaml' when none)
 MODEL_URI_TAG = "ganpipe.model_uri"  # models:/<id> of the generator logged as an MLflow model
 GENERATOR_TAG = "ganpipe.generator_sha256"  # the generator file a training run wrote (and an evaluation scored)
+BEST_GENERATOR_TAG = "ganpipe.generator_best_sha256"  # the best-scored generator a training run wrote (sample.from)
 PRECISION_TAG = "train.precision_resolved"  # fp32 | bf16: what train.precision (e.g. auto) resolved to on the machine
 DATA_TAG = "data.sha256"  # content hash of the prepared data
 KIND_TAG = "ganpipe.run_kind"  # "training" or "evaluation"; runs from before this tag are training runs

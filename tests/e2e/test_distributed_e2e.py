@@ -39,7 +39,8 @@ class Place:
         base = merged(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY_OVERRIDES)
         self.base = merged(base, {"data": {"dataset": "synthetic", "max_images": 300}})
         self.params()
-        self.run([sys.executable, str(ROOT / "stages" / "prepare.py")], check=True)
+        for stage in ("prepare", "train_classifier"):  # the classifier: rank 0 scores during training with it
+            self.run([sys.executable, str(ROOT / "stages" / f"{stage}.py")], check=True)
 
     def params(self, **train) -> None:
         (self.root / "params.yaml").write_text(yaml.safe_dump(merged(self.base, {"train": {**DDP, **train}})))

@@ -20,7 +20,7 @@ TINY_OVERRIDES = {
     "classifier": {"epochs": 6, "batch_size": 32, "feature_dim": 16},  # 85% held-out accuracy in 2 s
     "model": {"g_hidden": [32, 16], "d_hidden": [16, 32]},
     # every epoch's grid and checkpoint (the clocks' defaults would skip most of a tiny run's epochs)
-    "train": {"epochs": 2, "batch_size": 32, "checkpoint_every_s": 0, "grid_every_s": 0},
+    "train": {"epochs": 2, "batch_size": 32, "checkpoint_every_s": 0, "grid_every_s": 0, "score_n": 100},
     "sample": {"n": 200, "batch_size": 100, "grid_rows": 4},
     "evaluate": {"batch_size": 100, "is_splits": 2},
 }
@@ -95,3 +95,22 @@ def interrupted(run, model_cfg, train_cfg, split, path, at: int) -> dict:
     with pytest.raises(KeyboardInterrupt):
         run(model_cfg, train_cfg, split, log=stop, save_state=lambda s: resume.save(path, {**s, "fingerprint": "f"}))
     return resume.load(path, "f")
+
+
+def tiny_train(tiny_params, **train_changes):
+    """(model config, train config) of the tiny params, one thread, with `train_changes`."""
+    import dataclasses
+
+    from ganpipe.params import config
+
+    cfg = config.from_dict(tiny_params)
+    return cfg.model, dataclasses.replace(cfg.train, threads=1, **train_changes)
+
+
+def train_tiny(model_cfg, train_cfg, split, **kwargs):
+    """(G, TrainResult) of a training on `split` (10 classes); hook keyword arguments go into a Hooks."""
+    from ganpipe.gan.models import build
+    from ganpipe.gan.train import train
+
+    G, D = build(model_cfg, tuple(split.images.shape[1:]), train_cfg.seed, 10)
+    return G, train(G, D, split.images, train_cfg, model_cfg.z_dim, labels=split.labels, **hooked(kwargs))

@@ -34,10 +34,14 @@ def test_unlabelled_folder_scored_in_inception_space(workdir, capsys, two_thread
                                 "holdout_fraction": 0.25},
                  model={"conditional": False, "g_hidden": [16, 8], "d_hidden": [8, 16]},
                  sample={"n": 60, "batch_size": 30, "grid_rows": 2},
+                 # train.score auto: no classifier, so the score during training is in Inception space
+                 train={"score": "auto", "score_n": 20},
                  evaluate={"features": "inception", "inception_n": 40, "pr_k": 2, "dc_k": 3, "copy_cells": 2,
                            "fid_infinity_points": 3, "kid_subsets": 10, "reference_n": 30})
-    for name in ("prepare", "train_classifier", "train", "sample", "reference", "evaluate"):
+    for name in ("prepare", "train_classifier", "reference", "train", "sample", "evaluate"):
         assert stage(name)([]) == 0, (name, capsys.readouterr().err)
+    trained = json.loads((workdir / "metrics/train.json").read_text())
+    assert trained["score/fid20_inception"] == trained["score/best"] > 0  # two epochs: scored at the end only
     assert json.loads((workdir / "metrics/classifier.json").read_text())["trained"] is False
     with pytest.raises(CheckpointError, match="no classifier was trained"):
         classifier.load(workdir / "models/classifier.safetensors")
@@ -52,6 +56,7 @@ def test_unlabelled_folder_scored_in_inception_space(workdir, capsys, two_thread
     assert "fid_infinity" in space["fake"] and space["protocol"]["fid_infinity"]["points"] == 3
     (run,) = runs(workdir)
     metrics = run.data.metrics
+    assert run.data.tags["score.space"] == "inception" and run.data.tags["score.reference"] == "training split (30 images)"
     for key in ("eval/inception_fid", "eval/inception_kid", "eval/inception_fid_infinity", "eval/inception_copy_share",
                 "eval/inception_copy_ct", "eval_real/inception_fid", "time/inception_images_per_s"):
         assert key in metrics, key

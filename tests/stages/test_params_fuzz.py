@@ -22,9 +22,10 @@ from helpers import merged, stage
 CASES = 300
 # the stages that read each params section (dvc.yaml), and everything downstream of each stage
 READERS = {"data": "prepare", "classifier": "train_classifier", "model": "train", "train": "train",
-           "sample": "sample", "evaluate": "evaluate", "tracking": "train", "paths": "prepare"}
+           "sample": "sample", "evaluate": "train", "tracking": "train", "paths": "prepare"}  # train: its score
 DOWNSTREAM = {"prepare": ["prepare", "train_classifier", "train", "sample", "evaluate"],
-              "train_classifier": ["train_classifier", "evaluate"], "train": ["train", "sample", "evaluate"],
+              "train_classifier": ["train_classifier", "train", "sample", "evaluate"],
+              "train": ["train", "sample", "evaluate"],
               "sample": ["sample", "evaluate"], "evaluate": ["evaluate"]}
 WRONG = ["fast", "", [1, 2], {"a": 1}, True, None, [], "2e-4", "x'y\"z"]
 NUMBERS = [-1, 0, 1, 3, 2**32, 10**12, -1e-9, 0.5, 1.0, 1e300, math.nan, math.inf]
@@ -135,4 +136,5 @@ def test_random_params_either_work_or_stop_with_one_clean_message(base):
             break
     print("\n".join(messages))  # what each refused case was told (pytest -s shows it)
     assert not failures, "\n".join(failures[:20])
-    assert outcomes["ok"] > CASES // 20 and outcomes["refused"] > CASES // 2, outcomes  # both paths were taken
+    # both paths were taken (most single changes are refused: a section has dozens of keys, each checked)
+    assert outcomes["ok"] > CASES // 30 and outcomes["refused"] > CASES // 2, outcomes

@@ -7,20 +7,11 @@ import torch
 from ganpipe.data import datasets
 from ganpipe.gan.models import build
 from ganpipe.gan.train import DivergenceError, fixed_noise, train
-from ganpipe.params import config
 from ganpipe.params.config import ConfigError
 
-from helpers import hooked, interrupted, only_one_emulated_bf16_loss
+from helpers import interrupted, only_one_emulated_bf16_loss, tiny_train, train_tiny
 
-
-def tiny(tiny_params, **train_changes):
-    cfg = config.from_dict(tiny_params)
-    return cfg.model, dataclasses.replace(cfg.train, threads=1, **train_changes)
-
-
-def run(model_cfg, train_cfg, split, **kwargs):
-    G, D = build(model_cfg, tuple(split.images.shape[1:]), train_cfg.seed, 10)
-    return G, train(G, D, split.images, train_cfg, model_cfg.z_dim, labels=split.labels, **hooked(kwargs))
+tiny, run = tiny_train, train_tiny  # the tiny training of tests/helpers
 
 
 @pytest.mark.parametrize("loss", ["nonsaturating", "bce", "hinge", "wgan-gp", "lsgan"])

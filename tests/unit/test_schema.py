@@ -65,7 +65,9 @@ def test_every_key_of_every_section_is_in_the_schema():
     import dataclasses
     import typing
 
+    from ganpipe.params.typed import key_of
+
     hints = typing.get_type_hints(config.Config)
     for name in config.SECTIONS:
-        fields = {f.name for f in dataclasses.fields(hints[name])}
+        fields = {key_of(f.name) for f in dataclasses.fields(hints[name])}  # sample.from is SampleConfig.from_
         assert set(properties[name]["properties"]) == fields, name

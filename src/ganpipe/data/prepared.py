@@ -112,6 +112,11 @@ def training_split(folder: Path) -> tuple[Split, Rows | None]:
     return split, Rows(path, start + offsets[0], math.prod(shape[1:])) if mapped else None
 
 
+def holdout_split(folder: Path) -> Split:
+    """The held-out split (memory-mapped when bigger than the budget)."""
+    return load_split(Path(folder) / HOLDOUT_FILE)
+
+
 def read_prepared(folder: Path) -> tuple[dict, Split, Split]:
     """(info, train split, held-out split) of a prepared folder; DataError naming the stage when missing."""
     folder = Path(folder)

@@ -13,7 +13,8 @@ import hashlib
 import json
 
 from ganpipe.files import source_sha256
-from ganpipe.keys import CLASSIFIER_TAG, DATA_TAG, GENERATOR_TAG, PROVENANCE_TAG, SAMPLES_TAG, SCORE_PREFIXES
+from ganpipe.keys import (BEST_GENERATOR_TAG, CLASSIFIER_TAG, DATA_TAG, GENERATOR_TAG, PROVENANCE_TAG, SAMPLES_TAG,
+                          SCORE_PREFIXES)
 
 FEATURES = "classifier"  # the feature network the scores are computed in
 SCORING_CODE = ("eval", "data/images.py")  # the code between a samples file and its scores
@@ -57,7 +58,8 @@ def mismatch(prov: Provenance, params: dict[str, str], tags: dict[str, str], met
     """Why these scores may not land on a run that logged `params`, `tags`, `metrics` (None: they may). They
     may only on a run that trained this generator on this data under these very sample, evaluate and
     classifier params, and that holds no scores yet."""
-    if prov.generator_sha256 is None or tags.get(GENERATOR_TAG) != prov.generator_sha256:
+    if prov.generator_sha256 is None or prov.generator_sha256 not in (tags.get(GENERATOR_TAG),
+                                                                      tags.get(BEST_GENERATOR_TAG)):
         return "it did not train this generator"
     if tags.get(DATA_TAG) != prov.data_sha256:
         return "it trained on other data"

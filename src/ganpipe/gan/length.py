@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Iterator
 
+import torch
+
+from ganpipe.data import stream
 from ganpipe.params.config import TrainConfig
 
 
@@ -57,3 +61,20 @@ def length(cfg: TrainConfig, n_train: int) -> Length:
     # asked for, and at least one step
     total = max(1, -(-round(cfg.kimg * 1000) // B))
     return Length(per_pass, total, min(total, max(1, round(cfg.tick_kimg * 1000 / B))), "tick", B)
+
+
+def pass_batches(feed: stream.Indexed | stream.Streamed, n: int, span: Length, state: Any, order: torch.Generator,
+                 B: int, mine: slice) -> Iterator[stream.Batch]:
+    """Every batch from state.steps to the end, pass by pass, each pass a fresh permutation drawn when its first
+    batch is asked for; where the current pass's order began is kept (state.pass_order) for a resume inside it.
+    `state` is the loop's: its G steps so far (state.steps) and that pass order."""
+    steps, first = state.steps, state.steps % span.per_pass
+    if first:  # resumed inside a pass: draw its order again from its start
+        order.set_state(state.pass_order)
+    while steps < span.total:
+        if first == 0:
+            state.pass_order = order.get_state()
+        perm = torch.randperm(n, generator=order)
+        last = min(span.per_pass, first + span.total - steps)
+        yield from feed.batches(stream.Pass(perm, first, last, B, mine))
+        steps, first = steps + last - first, 0

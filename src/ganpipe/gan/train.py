@@ -29,16 +29,18 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ganpipe import gpus
 from ganpipe.data import stream
 from ganpipe.data.images import to_float
 from ganpipe.distributed.group import SOLO, Replicas
 from ganpipe.errors import ConfigError, DivergenceError
 from ganpipe.gan import compiled, devices, resume, syncnorm
 from ganpipe.gan.ema import EMA
-from ganpipe.gan.length import Length, length
+from ganpipe.gan.length import Length, length, pass_batches
 from ganpipe.gan.models import classes_drawn
 from ganpipe.gan.sampling import render
 from ganpipe.gan.schedules import Schedules
+from ganpipe.gan.scoring import Clock, Every, Scorer, Scores
 from ganpipe.gan.step import Step, step_names
 from ganpipe.params.config import TrainConfig
 from ganpipe.params.sizes import check_batch_fits
@@ -59,6 +61,7 @@ class Hooks:
     grid: tuple[torch.Tensor, torch.Tensor] | None = None  # (z, labels) those samples are drawn from
     save_state: SaveFn | None = None  # the resume state, on the checkpoint clock and at the end
     after_step: StepFn | None = None  # observers (tests): every rank's networks after each step
+    score: Scorer | None = None  # the score during training (rank 0), when train.score is on (gan/scoring.py)
     progress: bool = False  # a tqdm bar over the ticks
 
 
@@ -81,7 +84,9 @@ class TrainResult:
     length: Length  # the training's steps and ticks
     precision: devices.Precision  # what train.precision resolved to on this device, and why
     seconds: float  # wall time of the ticks this call ran
-    tick_work_s: float  # of which: per-tick work (grids, EMA re-estimate, checkpoints, logging callbacks)
+    tick_work_s: float  # of which: per-tick work (grids, EMA re-estimate, checkpoints, scores, logging callbacks)
+    score_s: float  # of which: the scores during training (with their EMA re-estimates)
+    scores: Scores  # the scores during training and the best-scored weights (none without hooks.score)
 
 
 def check_fits(cfg: TrainConfig, n_train: int, num_classes: int, conditional: bool) -> None:
@@ -97,21 +102,10 @@ def plan(cfg: TrainConfig, n_train: int, num_classes: int, conditional: bool, wo
     precision there. A ConfigError names what to change."""
     check_fits(cfg, n_train, num_classes, conditional)
     device = devices.resolve(cfg.device)  # cuda without a GPU fails here
+    if world == 1:  # one GPU per training process (torchrun's workers take their local rank's)
+        device = gpus.claim_gpu(device)
     compiled.check(cfg.compile, device, world)
     return Plan(device, devices.resolve_precision(cfg.precision, device))
-
-
-class Every:
-    """Due when `seconds` have passed since it was last done (0: always); rank 0's clock decides for all ranks."""
-
-    def __init__(self, seconds: float):
-        self.seconds, self.last = seconds, time.perf_counter()
-
-    def due(self) -> bool:
-        return time.perf_counter() - self.last >= self.seconds
-
-    def done(self) -> None:
-        self.last = time.perf_counter()
 
 
 def fixed_noise(n: int, z_dim: int, seed: int, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,6 +132,8 @@ class _State:
     tick: int = 0
     steps: int = 0
     pass_order: torch.Tensor | None = None  # the order stream's state where the current pass began
+    scores: Scores = field(default_factory=Scores)
+    tick_began: int = 0  # the G steps at the current tick's start
 
 
 def _restore(saved: dict, G: nn.Module, D: nn.Module, ema: EMA | None, streams: _Streams,
@@ -197,6 +193,8 @@ def train(
     # R3GAN's EMA (ema_halflife) sets its decay every step through the schedules; ema_decay is a warmed-up constant
     ema = EMA(G, cfg.ema_decay or 0.0) if cfg.ema_decay is not None or cfg.ema_halflife is not None else None
     state = _restore(resume_from, G, D, ema, streams, replicas) if resume_from is not None else _State()
+    state.scores = Scores.restore(resume_from and resume_from["scores"],
+                                  hooks.score.protocol() if hooks.score is not None else {})
     step = Step(G, D, cfg, precision.used, z_dim, num_classes, replicas, streams.noise, streams.augment, ema)
     if resume_from is not None:
         step.load_optimizers(resume_from)
@@ -210,12 +208,12 @@ def train(
     began = time.perf_counter()
     schedules = Schedules(cfg)
     loop = _Loop(cfg, hooks, replicas, G, D, ema, step, streams, shown, z_dim, num_classes,
-                 Every(cfg.grid_every_s), Every(cfg.checkpoint_every_s), schedules, span)
+                 Every(cfg.grid_every_s), Every(cfg.checkpoint_every_s), Clock(cfg), schedules, span)
     if hooks.log_images is not None and hooks.grid is not None and start_tick == 0:
         # step 0: what the untrained G draws; the MLflow UI's step slider also opens at 0 (no RNG is consumed)
         hooks.log_images(0, render(shown, *hooks.grid))
         loop.work = time.perf_counter() - began
-    batches = _batches(feed, len(images), span, state, streams.order, B, mine)
+    batches = pass_batches(feed, len(images), span, state, streams.order, B, mine)
     try:
         _run(loop, state, batches, bar, names, device, fmt)
     finally:  # the bar ends its line before any error message is printed
@@ -224,23 +222,8 @@ def train(
     shown.cpu()
     return TrainResult(history=state.history, steps=state.steps, images_seen=state.steps * cfg.d_steps * B,
                        generator=shown, resumed_from=start_tick, resumed_steps=resumed_steps, length=span,
-                       precision=precision, seconds=time.perf_counter() - began, tick_work_s=loop.work)
-
-
-def _batches(feed: stream.Indexed | stream.Streamed, n: int, span: Length, state: _State, order: torch.Generator,
-             B: int, mine: slice) -> Iterator[stream.Batch]:
-    """Every batch from state.steps to the end, pass by pass, each pass a fresh permutation drawn when its first
-    batch is asked for; where the current pass's order began is kept for a resume inside it."""
-    steps, first = state.steps, state.steps % span.per_pass
-    if first:  # resumed inside a pass: draw its order again from its start
-        order.set_state(state.pass_order)
-    while steps < span.total:
-        if first == 0:
-            state.pass_order = order.get_state()
-        perm = torch.randperm(n, generator=order)
-        last = min(span.per_pass, first + span.total - steps)
-        yield from feed.batches(stream.Pass(perm, first, last, B, mine))
-        steps, first = steps + last - first, 0
+                       precision=precision, seconds=time.perf_counter() - began, tick_work_s=loop.work,
+                       score_s=loop.score_s, scores=state.scores)
 
 
 def _run(loop: "_Loop", state: _State, batches: Iterator[stream.Batch], bar: tqdm, names: list[str],
@@ -249,7 +232,7 @@ def _run(loop: "_Loop", state: _State, batches: Iterator[stream.Batch], bar: tqd
     span, step, schedules, hooks, replicas = loop.span, loop.step, loop.schedules, loop.hooks, loop.replicas
     B = span.batch_size
     while state.steps < span.total:
-        end = span.tick_end(state.steps)
+        end, state.tick_began = span.tick_end(state.steps), state.steps
         sums = torch.zeros(len(names), device=device)  # per-step numbers summed over the tick
         count = end - state.steps
         while state.steps < end:
@@ -285,9 +268,11 @@ class _Loop:
     num_classes: int
     grids: Every
     checkpoints: Every
+    scoring: Clock
     schedules: Schedules
     span: Length
     work: float = 0.0  # seconds of per-tick work so far (the step-0 grid included)
+    score_s: float = 0.0  # of which: scores
 
     def end_of_tick(self, row: dict[str, float], state: _State) -> None:
         """Check the tick's numbers, report them, and on the clocks (always after the last tick) draw the grid
@@ -307,10 +292,12 @@ def _end_of_tick(loop: _Loop, row: dict[str, float], state: _State) -> None:
     if hooks.log is not None:
         hooks.log(tick, row)
     last = state.steps == loop.span.total
-    grids, checkpoints = loop.grids, loop.checkpoints
+    grids, checkpoints, scoring = loop.grids, loop.checkpoints, loop.scoring
     # rank 0's clock decides for every rank: the re-estimate and the checkpoint's gather are collectives
-    draw, keep = replicas.broadcast((grids.due(), checkpoints.due()))
-    if ema is not None and (draw or last):
+    draw, keep, timed = replicas.broadcast((grids.due(), checkpoints.due(), scoring.due_by_time()))
+    B = cfg.batch_size
+    score = scoring.on and (last or timed or scoring.due_by_images(state.tick_began * B, state.steps * B))
+    if ema is not None and (draw or last or score):
         # the EMA's batch-norm statistics are re-estimated only when the EMA is shown: it shapes nothing
         # else, and the re-estimate is stateless, so the final generator is the same whichever ticks drew
         ema.recalibrate(loop.z_dim, cfg.batch_size, loop.num_classes)
@@ -318,12 +305,28 @@ def _end_of_tick(loop: _Loop, row: dict[str, float], state: _State) -> None:
         if hooks.log_images is not None and hooks.grid is not None:
             hooks.log_images(tick, render(shown, *hooks.grid))
         grids.done()
+    if score:
+        _score(loop, state)
     if keep or last:
         rngs = replicas.gather(loop.streams.states())  # every rank's streams (a collective: all ranks take part)
         if hooks.save_state is not None:
             hooks.save_state({"tick": tick, "steps": state.steps, "pass_order": state.pass_order,
-                              "history": state.history,
+                              "history": state.history, "scores": state.scores.state(),
                               "G": loop.G.state_dict(), "D": loop.D.state_dict(), **loop.step.optimizers_state(),
                               "ema": ema.state_dict() if ema is not None else None,
                               "rng": rngs, "world_size": replicas.world})
         checkpoints.done()
+
+
+def _score(loop: _Loop, state: _State) -> None:
+    """Score the shown generator (rank 0; the others only took part in the re-estimate), log it and keep the
+    best weights."""
+    scorer, began = loop.hooks.score, time.perf_counter()
+    if scorer is not None:
+        value = scorer(loop.shown)
+        kimg = loop.span.kimg(state.steps)
+        state.scores.add(state.tick, kimg, value, loop.shown)
+        if loop.hooks.log is not None:
+            loop.hooks.log(state.tick, {scorer.key: value})
+    loop.scoring.done()
+    loop.score_s += time.perf_counter() - began

@@ -34,6 +34,7 @@ from ganpipe.params.rules import (  # noqa: F401  (the names and limits are part
     MAX_THREADS,
     MAX_WIDTH,
     PRECISIONS,
+    SAMPLE_FROM,
     UNREADABLE,
     check_combinations,
 )
@@ -41,7 +42,7 @@ from ganpipe.params.rules import positive as _positive
 from ganpipe.params.rules import require as _require
 from ganpipe.params.rules import within as _within
 from ganpipe.params.train import TrainConfig
-from ganpipe.params.typed import build_dataclass, check_names, flatten
+from ganpipe.params.typed import as_tree, build_dataclass, check_names, flatten
 
 CONFIG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a configs/ file's stem, as tracking.config lists it
 
@@ -54,8 +55,10 @@ class PathsConfig:
     classifier: Path
     classifier_metrics: Path
     generator: Path
+    generator_best: Path  # the best-scored generator during training (sample.from: best)
     train_metrics: Path
     train_losses: Path
+    train_scores: Path  # the scores during training by images shown
     samples: Path
     sample_grid: Path
     eval_metrics: Path
@@ -171,12 +174,14 @@ class SampleConfig:
     grid_rows: int  # the PNG grid is grid_rows x grid_rows samples
     classes: Optional[tuple[int, ...]]  # conditional models: the classes to sample, in turn; null = every class
     seed: int
+    from_: str  # `from` in params: last (the generator at the end of training) | best (the best-scored one)
 
     def __post_init__(self) -> None:
         _positive(self, "sample", ("batch_size",))
         _within(self, "sample", ("n",), 1, MAX_SAMPLES)
         _within(self, "sample", ("grid_rows",), 1, 64)  # a grid of up to 64 x 64 samples, drawn every epoch
         _within(self, "sample", ("seed",), 0, MAX_SEED)
+        _require(self.from_ in SAMPLE_FROM, "sample.from", f"must be one of {list(SAMPLE_FROM)}", self.from_)
         _require(self.classes is None or (len(self.classes) > 0 and min(self.classes) >= 0), "sample.classes",
                  "must be null or a non-empty list of class indices", self.classes)
 
@@ -251,12 +256,12 @@ class Config:
 
     def flat(self) -> dict[str, Any]:
         """All params as {'train.g_lr': 0.0002, ...}, the form MLflow logs."""
-        return flatten({name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS})
+        return flatten({name: as_tree(getattr(self, name)) for name in SECTIONS})
 
     def logged(self, *sections: str) -> dict[str, str]:
         """The params of `sections` (all when none are named) exactly as MLflow stores them: strings."""
         names = sections or tuple(SECTIONS)
-        return as_logged(flatten({name: dataclasses.asdict(getattr(self, name)) for name in names}))
+        return as_logged(flatten({name: as_tree(getattr(self, name)) for name in names}))
 
 
 def as_logged(flat: dict[str, Any]) -> dict[str, str]:

@@ -19,6 +19,10 @@ BACKENDS = ("auto", "gloo", "nccl")  # torch.distributed process-group backends 
 FEATURES = ("classifier", "inception", "both")  # the feature spaces evaluate scores in
 AUGMENTS = ("translation", "cutout", "ada")  # DiffAugment policies (Zhao et al. 2020), or ADA (Karras et al. 2020)
 ADA_PIPES = ("bgc", "bgcc")  # ADA's augmentation sets (gan/augment/ada.py)
+# train.score: the FID scored during training (eval/during.py); auto = classifier when evaluate.features trains
+# the classifier, else inception
+SCORES = ("auto", "none", "classifier", "inception")
+SAMPLE_FROM = ("last", "best")  # sample.from: the generator at the end of training, or the best-scored one
 MAX_IMAGES_SHOWN = 10**12  # schedules: a trillion images is far beyond any training
 
 
@@ -28,6 +32,7 @@ MAX_SEED = 2**32 - 1
 MAX_THREADS = 1024
 MAX_EPOCHS = 100_000
 MAX_WIDTH = 65_536
+MAX_SCORE_N = 100_000  # train.score_n: samples per score during training
 MAX_SAMPLES = 100_000_000
 MAX_LR = 1.0  # Adam steps of more than 1 per weight: no network trains, and 1e300 overflows float32
 
@@ -108,6 +113,7 @@ def check_combinations(cfg: Any) -> None:
     if cfg.sample.classes is not None and not model.conditional:
         raise ConfigError("sample.classes needs a class-conditional generator: set model.conditional: true "
                           "or sample.classes: null")
+    check_scoring(cfg)
     n, dim = cfg.sample.n, cfg.classifier.feature_dim
     if n <= dim:
         raise ConfigError(f"sample.n ({n}) must be larger than classifier.feature_dim ({dim}): FID needs more "
@@ -120,6 +126,45 @@ def check_combinations(cfg: Any) -> None:
     if cfg.evaluate.uses("inception") and cfg.evaluate.inception_n > n:
         raise ConfigError(f"evaluate.inception_n ({cfg.evaluate.inception_n}) must be at most sample.n ({n}): "
                           f"it scores the first inception_n samples. Lower it or raise sample.n")
+
+
+def check_scoring(cfg: Any) -> None:
+    """The score during training needs its feature space's reference, which evaluate.features decides, and
+    sample.from: best needs a best that repeats: scores at fixed images shown."""
+    train, features = cfg.train, cfg.evaluate.features
+    space = score_space(train.score, features)
+    if space == "classifier" and features == "inception":
+        raise ConfigError("train.score: classifier needs the evaluation classifier, which evaluate.features: inception "
+                          "does not train: set train.score: inception (or auto), or evaluate.features: both")
+    if space == "inception" and features == "classifier":
+        raise ConfigError("train.score: inception needs the Inception reference of the real data, which "
+                          "evaluate.features: classifier does not compute: set evaluate.features: both, or "
+                          "train.score: classifier (or auto)")
+    if cfg.sample.from_ == "best" and (space == "none" or train.score_every_kimg is None):
+        raise ConfigError("sample.from: best needs scores at fixed images shown, so that the best repeats: set "
+                          "train.score (not none) and train.score_every_kimg (not a clock: train.score_every_s: "
+                          "null), or sample.from: last")
+
+
+def score_space(score: str, features: str) -> str:
+    """The feature space train.score resolves to: none, classifier or inception."""
+    if score != "auto":
+        return score
+    return "inception" if features == "inception" else "classifier"
+
+
+def check_score_clock(train: Any) -> None:
+    """train.score_every_kimg or train.score_every_s: exactly one while scoring, in range."""
+    for key in ("score_every_kimg", "score_every_s"):
+        value = getattr(train, key)
+        require(value is None or 0 < value <= MAX_INTERVAL_S, f"train.{key}", f"must be null or in (0, "
+                f"{MAX_INTERVAL_S:,.0f}]", value)
+    if train.score != "none":
+        require((train.score_every_kimg is None) != (train.score_every_s is None),
+                "train.score_every_kimg and train.score_every_s", "must be one a number and the other null while "
+                "train.score is on (every so many thousand images shown, or seconds); or set train.score: none",
+                {"score_every_kimg": train.score_every_kimg, "score_every_s": train.score_every_s})
+    within(train, "train", ("score_n",), 2, MAX_SCORE_N)
 
 
 def check_r3gan_stages(model: Any) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ganpipe.params import config, rules
+from ganpipe.params.typed import key_of
 
 # the keys whose values are one of a fixed set of names (config.py refuses anything else)
 NAMES: dict[str, tuple[str, ...]] = {
@@ -50,8 +51,8 @@ def _type(hint: Any, key: str) -> dict:
 
 
 def _section(cls: type, name: str, partial: bool) -> dict:
-    hints = typing.get_type_hints(cls)
-    fields = [f.name for f in dataclasses.fields(cls)]
+    hints = {key_of(k): v for k, v in typing.get_type_hints(cls).items()}
+    fields = [key_of(f.name) for f in dataclasses.fields(cls)]
     doc = (cls.__doc__ or "").strip().split("\n")[0]
     out = {"type": "object", "additionalProperties": False, **({} if partial else {"required": fields}),
            "properties": {f: _type(hints[f], f"{name}.{f}") for f in fields}}

@@ -17,7 +17,9 @@ from ganpipe.params.rules import (
     MAX_SEED,
     MAX_THREADS,
     PRECISIONS,
+    SCORES,
     check_length,
+    check_score_clock,
     check_schedules,
 )
 from ganpipe.params.rules import positive as _positive
@@ -71,6 +73,11 @@ class TrainConfig:
     ada_target: Optional[float]  # adaptive: p moves to keep E[sign(D(real))] at this (0.6 in the paper); null = off
     ada_p_end: Optional[float]  # scheduled: p moves from ada_p to this over schedule_images (R3GAN's presets)
     ada_pipe: str  # bgc (StyleGAN2-ADA's default) | bgcc (R3GAN's: colour at half strength, and cutout)
+    # the FID during training (eval/during.py): of score_n samples of the EMA generator, at tick ends
+    score: str  # auto | none | classifier | inception
+    score_n: int
+    score_every_kimg: Optional[float]  # at fixed images shown (repeats: sample.from: best needs it); or
+    score_every_s: Optional[float]  # on a clock (seconds), like grid_every_s
 
     @property
     def world_size(self) -> int:
@@ -92,6 +99,8 @@ class TrainConfig:
                  "has its own translation and cutout", list(self.augment))
         _require(self.ada_pipe in ADA_PIPES, "train.ada_pipe", f"must be one of {list(ADA_PIPES)}", self.ada_pipe)
         check_schedules(self)
+        _require(self.score in SCORES, "train.score", f"must be one of {list(SCORES)}", self.score)
+        check_score_clock(self)
         _require(self.gp_weight >= 0 and self.r1_weight >= 0, "train.gp_weight and train.r1_weight",
                  "must be >= 0", (self.gp_weight, self.r1_weight))
         _require(0 <= self.gamma <= 1e6, "train.gamma", "must be in [0, 1e6]", self.gamma)

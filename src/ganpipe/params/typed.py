@@ -3,6 +3,7 @@ its annotated type (with the coercions YAML makes necessary), or a ConfigError t
 from __future__ import annotations
 
 import dataclasses
+import keyword
 import math
 import types
 import typing
@@ -79,16 +80,29 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     raise AssertionError(f"unsupported type hint {hint!r} for {key}")
 
 
+def key_of(field_name: str) -> str:
+    """The params key of a dataclass field: a Python keyword is spelt with a trailing _ in Python (sample.from
+    is SampleConfig.from_) and without it in params.yaml, MLflow and -S overrides."""
+    bare = field_name[:-1]
+    return bare if field_name.endswith("_") and keyword.iskeyword(bare) else field_name
+
+
+def as_tree(obj: Any) -> dict[str, Any]:
+    """A section's values keyed as params.yaml keys them (dataclasses.asdict, with key_of)."""
+    return {key_of(k): v for k, v in dataclasses.asdict(obj).items()}
+
+
 def build_dataclass(cls: type, data: Any, section: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{section} must be a mapping of keys to values, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    hints = {key_of(k): v for k, v in typing.get_type_hints(cls).items()}
+    names = [key_of(f.name) for f in dataclasses.fields(cls)]
     renamed = lambda k: RENAMED[f"{section}.{k}"] + "; " if f"{section}.{k}" in RENAMED else ""  # noqa: E731
     check_names(data, names, section,
                 lambda k: f"unknown key {section}.{k}; {renamed(k)}allowed keys in {section}: {names}",
                 lambda k: f"missing key {section}.{k}; {section} needs: {names}")
-    return cls(**{n: _coerce(data[n], hints[n], f"{section}.{n}") for n in names})
+    values = {n: _coerce(data[n], hints[n], f"{section}.{n}") for n in names}
+    return cls(**{f.name: values[key_of(f.name)] for f in dataclasses.fields(cls)})
 
 
 def check_names(mapping: dict, names: list[str], where: str, unknown: Callable[[str], str],

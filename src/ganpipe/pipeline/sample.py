@@ -1,4 +1,5 @@
-"""Stage `sample`: sample.n images from the trained generator with a fixed seed, and a grid of the first ones.
+"""Stage `sample`: sample.n images from the trained generator (sample.from: last or best) with a fixed seed, and a
+grid of the first ones.
 The samples file records the generator's hash and the sample params, so `evaluate` knows what it scores."""
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from ganpipe.params.config import Config
 
 
 def run(cfg: Config) -> int:
-    path = cfg.paths.generator
+    # sample.from: the generator at the end of training, or the best-scored one (train writes both)
+    path = cfg.paths.generator_best if cfg.sample.from_ == "best" else cfg.paths.generator
     gen = sampling.load_generator(path)
     c, h, w = gen.shape
     sizes.check_memory("sample.n", cfg.sample.n, c * h * w + 4 * gen.model.z_dim, "the samples and their noise")

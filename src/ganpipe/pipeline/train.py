@@ -9,25 +9,29 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import os
 import sys
 import time
 from pathlib import Path
 
+from ganpipe import gpus
 from ganpipe.checkpoint import file_sha256
 from ganpipe.console import note
 from ganpipe.data.images import make_grid
 from ganpipe.data import stream
-from ganpipe.data.prepared import BUDGET_ENV, read_info, training_split
+from ganpipe.data.prepared import BUDGET_ENV, holdout_split, read_info, training_split
 from ganpipe.data.stream import Rows
 from ganpipe.distributed import launch
 from ganpipe.distributed.group import Replicas, joined
 from ganpipe.errors import ConfigError, DivergenceError
+from ganpipe.eval import during
 from ganpipe.files import remove, source_sha256, write_json, write_text
 from ganpipe.gan import devices, resume, sampling
 from ganpipe.gan.length import length
 from ganpipe.gan.models import build
+from ganpipe.gan.scoring import Scores
 from ganpipe.gan.train import KIMG, Hooks, Plan, fixed_noise, plan, train
-from ganpipe.keys import GENERATOR_TAG, KIND_TAG, PRECISION_TAG
+from ganpipe.keys import BEST_GENERATOR_TAG, GENERATOR_TAG, KIND_TAG, PRECISION_TAG
 from ganpipe.params import sizes
 from ganpipe.params.config import Config
 from ganpipe.track import provenance, tracking
@@ -46,6 +50,25 @@ def _losses_csv(history: list[dict[str, float]]) -> str:
     writer.writeheader()
     writer.writerows(history)
     return buf.getvalue()
+
+
+def scores_csv(scores: Scores, unit: str, scorer: during.Score | None) -> str:
+    """The scores during training by images shown (a DVC plot); only the header without scores."""
+    key = scorer.key if scorer is not None else "score"
+    rows = [{unit: r["tick"], KIMG: r["progress/kimg"], key: r[key]} for r in scores.rows]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=[unit, KIMG, key], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def score_summary(scores: Scores) -> dict[str, float]:
+    """train.json's and the run's summary of the scores: the last, the best and where it was (none: {})."""
+    if not scores.rows:
+        return {}
+    key = scores.protocol["score.metric"]
+    return {key: scores.rows[-1][key], during.BEST: scores.best["value"], during.BEST_KIMG: scores.best["kimg"]}
 
 
 def fingerprint(cfg: Config, info: dict, precision: str) -> str:
@@ -98,15 +121,21 @@ def _train(cfg: Config, replicas: Replicas) -> dict | None:
     G, D = build(cfg.model, shape, cfg.train.seed, num_classes)  # ConfigError for a shape the arch cannot make
     checkpoint_path, fp = cfg.paths.checkpoint, fingerprint(cfg, info, precision.used)
     _agree(replicas, fp)
-    where = replicas.gather(f"{device.type}:{replicas.local_rank}" if device.type == "cuda" else "cpu")
+    gpu = device.index if device.index is not None else replicas.local_rank  # claimed, or the local rank's
+    where = replicas.gather(f"cuda:{gpu}" if device.type == "cuda" else "cpu")
     placement = {"train.world_size": str(replicas.world), "train.backend": replicas.backend or "none",
                  "train.rank_devices": ",".join(where),  # rank r's device is entry r
+                 "env.cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "all"),
+                 **({"env.gpu_uuid": gpus.visible_ids()[gpu]} if device.type == "cuda" else {}),
                  **precision_tags(precision)}
     # rank 0's file, sent to all (the other machines have none)
     state = replicas.broadcast(resume.load(checkpoint_path, fp) if replicas.main else None)
     if not replicas.main:
         return _follow(cfg, replicas, G, D, train_split, state, checked, on_disk)
-    tags = {**provenance.stage_tags(cfg), KIND_TAG: "training", **provenance.data_tags(info), **placement}
+    scorer = during.for_training(cfg, info["sha256"], holdout_split(cfg.paths.prepared), cfg.model.z_dim,
+                                 num_classes if cfg.model.conditional else None, device)
+    tags = {**provenance.stage_tags(cfg), KIND_TAG: "training", **provenance.data_tags(info), **placement,
+            **(scorer.protocol() if scorer is not None else {})}
     run_name = provenance.run_name(tags, "repro")
     rows = cfg.sample.grid_rows
     note(precision.summary)
@@ -128,7 +157,7 @@ def _train(cfg: Config, replicas: Replicas) -> dict | None:
         try:
             hooks = Hooks(log=run.log_metrics, save_state=save_state, progress=True,
                           log_images=lambda tick, imgs: run.log_image(tick, "samples", make_grid(imgs, rows)),
-                          grid=fixed_noise(rows * rows, cfg.model.z_dim, GRID_SEED, num_classes))
+                          grid=fixed_noise(rows * rows, cfg.model.z_dim, GRID_SEED, num_classes), score=scorer)
             result = train(G, D, train_split.images, cfg.train, cfg.model.z_dim, labels=train_split.labels,
                            hooks=hooks, resume_from=state, replicas=replicas, checked=checked, rows=on_disk)
         except DivergenceError as exc:
@@ -146,17 +175,23 @@ def _train(cfg: Config, replicas: Replicas) -> dict | None:
         note(f"trained {ticks} {span.unit}{'s' * (ticks != 1)} ({span.kimg(result.steps - result.resumed_steps):g} "
              f"kimg) in {train_seconds:.1f} s ({images_trained / train_seconds:,.0f} images/s); per-{span.unit} work "
              f"(grids, checkpoints, logging): {result.tick_work_s / result.seconds:.1%} of it")
-        generator = cfg.paths.generator
+        generator, best = cfg.paths.generator, cfg.paths.generator_best
         sampling.save_generator(result.generator, generator, cfg.model, shape, num_classes)
+        # without scores the best known generator is the last one
+        sampling.save_generator(result.scores.best_module(result.generator) or result.generator, best, cfg.model,
+                                shape, num_classes)
         write_text(cfg.paths.train_losses, _losses_csv(result.history))
+        write_text(cfg.paths.train_scores, scores_csv(result.scores, span.unit, scorer))
         final = {k: v for k, v in result.history[-1].items() if k not in (span.unit, KIMG)}
         # passes over the data (a fraction with train.kimg) and thousands of images shown, whichever was set
         passes = round(result.steps / span.per_pass, 4)
         summary = {"steps": result.steps, "images_seen": result.images_seen, "kimg": span.kimg(result.steps),
-                   "epochs": int(passes) if passes.is_integer() else passes, **final}
+                   "epochs": int(passes) if passes.is_integer() else passes, **final,
+                   **score_summary(result.scores)}
         write_json(cfg.paths.train_metrics, summary)
         gpu = devices.gpu_name(device)
-        run.set_tags({GENERATOR_TAG: file_sha256(generator), **provenance.machine(device.type, gpu),
+        run.set_tags({GENERATOR_TAG: file_sha256(generator), BEST_GENERATOR_TAG: file_sha256(best),
+                      **provenance.machine(device.type, gpu),
                       "train.resumed_from_epoch": str(result.resumed_from), **placement})
         model_uri = run.log_generator(generator, shape)
         if model_uri:
@@ -166,8 +201,13 @@ def _train(cfg: Config, replicas: Replicas) -> dict | None:
             "time/images_per_s": images_trained / train_seconds,
             "time/tracking_s": run.seconds,
             "time/tracking_share": run.seconds / train_seconds,
-            "time/tick_work_share": result.tick_work_s / result.seconds,  # grids, checkpoints, logging
+            "time/tick_work_share": result.tick_work_s / result.seconds,  # grids, checkpoints, scores, logging
+            "time/score_s": result.score_s,
+            "time/score_share": result.score_s / result.seconds,
+            **{k: v for k, v in score_summary(result.scores).items() if k.startswith(during.PREFIX)},
         })
+        if result.scores.rows:
+            note(during.describe(result.scores.rows, result.scores.best, result.score_s / result.seconds))
     remove(checkpoint_path)  # finished: a later run with these params must start from scratch
     return summary
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Callable
 
 from ganpipe.eval.identity import Provenance, mismatch, scores_of
-from ganpipe.keys import EVALUATES_TAG, GENERATOR_TAG, KIND_TAG, PRECISION_TAG, PROVENANCE_TAG, SAMPLES_TAG
+from ganpipe.keys import (BEST_GENERATOR_TAG, EVALUATES_TAG, GENERATOR_TAG, KIND_TAG, PRECISION_TAG, PROVENANCE_TAG,
+                          SAMPLES_TAG)
 from ganpipe.params.config import TrackingConfig
 from ganpipe.track import tracking
 from ganpipe.track.tracking import RunRecord
@@ -65,8 +66,12 @@ def land(cfg: TrackingConfig, prov: Provenance, scores: dict[str, float], extra:
     (None when tracking is off)."""
     if not cfg.enabled:
         return None
-    found = {GENERATOR_TAG: prov.generator_sha256} if prov.generator_sha256 else {SAMPLES_TAG: prov.samples_sha256}
-    decision = decide(prov, scores, tracking.find_runs(cfg, found))
+    if prov.generator_sha256:  # the last generator of a training, or its best-scored one (sample.from)
+        found = (tracking.find_runs(cfg, {GENERATOR_TAG: prov.generator_sha256}) or
+                 tracking.find_runs(cfg, {BEST_GENERATOR_TAG: prov.generator_sha256}))
+    else:
+        found = tracking.find_runs(cfg, {SAMPLES_TAG: prov.samples_sha256})
+    decision = decide(prov, scores, found)
     if decision.action == "exists":
         return decision
     if decision.action == "land":
@@ -74,7 +79,9 @@ def land(cfg: TrackingConfig, prov: Provenance, scores: dict[str, float], extra:
         # at once, the one that reads back another's key makes its own run instead
         tracking.log_to_run(decision.run_id, {}, [], {PROVENANCE_TAG: prov.key})
         if tracking.get_run(decision.run_id)["tags"].get(PROVENANCE_TAG) == prov.key:
-            tracking.log_to_run(decision.run_id, {**scores, **extra}, files, prov.tags())
+            # the training run keeps its own generator tags (it wrote the last and the best; sample.from says which)
+            kept = {k: v for k, v in prov.tags().items() if k != GENERATOR_TAG}
+            tracking.log_to_run(decision.run_id, {**scores, **extra}, files, kept)
             return decision
         decision = Decision("new", None, decision.training_run, "another evaluation claimed the training run")
     training = decision.training_run

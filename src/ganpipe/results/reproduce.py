@@ -29,10 +29,12 @@ import yaml
 
 from ganpipe.console import note
 from ganpipe.errors import ConfigError, ReproduceError, TrackingError
-from ganpipe.keys import CLASSIFIER_TAG, DATA_TAG, GENERATOR_TAG, PRECISION_TAG, SCORE_PREFIXES
+from ganpipe.keys import (BEST_GENERATOR_TAG, CLASSIFIER_TAG, DATA_TAG, GENERATOR_TAG, PRECISION_TAG,
+                          SCORE_PREFIXES)
 from ganpipe.results.verdict import Check, compare, expected_mode, precision_row
 
-TRAIN_KEYS = ("loss/d", "loss/g", "d/real", "d/fake")  # the final epoch's values (train.json, MLflow history)
+# the final epoch's values and the best score during training (train.json, MLflow history)
+TRAIN_KEYS = ("loss/d", "loss/g", "d/real", "d/fake", "score/best")
 RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -137,7 +139,7 @@ def from_run(run: dict, root: Path) -> Target:
                              f"fetch it (`git fetch --all`, or from the collaborator who made the run) and retry")
     base = yaml.safe_load(git(root, "show", f"{commit}:params.yaml"))
     hashes = {"data (prepared sha256)": tags.get(DATA_TAG), "classifier": tags.get(CLASSIFIER_TAG),
-              "generator": tags.get(GENERATOR_TAG)}
+              "generator": tags.get(GENERATOR_TAG), "best generator": tags.get(BEST_GENERATOR_TAG)}
     metrics = {k: v for k, v in run["metrics"].items() if k.startswith(SCORE_PREFIXES) or k in TRAIN_KEYS}
     machine = machine_of(tags)
     if tags.get("git.dirty") == "true":
@@ -186,6 +188,8 @@ def observe(tree: Path, target: Target) -> tuple[dict[str, str], dict[str, float
         info = json.loads((tree / paths["prepared"] / "info.json").read_text())
         hashes = {"data (prepared sha256)": info["sha256"], "classifier": file_sha256(tree / paths["classifier"]),
                   "generator": file_sha256(tree / paths["generator"])}
+        if "generator_best" in paths:  # commits before the best generator have none
+            hashes["best generator"] = file_sha256(tree / paths["generator_best"])
     read = lambda p: (tree / p).read_text() if (tree / p).is_file() else ""  # noqa: E731
     return hashes, _metrics_files(read, paths)
 
