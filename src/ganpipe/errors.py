@@ -50,6 +50,18 @@ class DistributedError(UserError):
     """A training process failed or could not join; the message names which and what to do."""
 
 
+class TuneError(UserError):
+    """A study cannot start or go on (its search space, storage or trials); the message says what to do."""
+
+
+class Pruned(KeyboardInterrupt):
+    """A `ganpipe tune` trial's training stopped by the study's pruner. A KeyboardInterrupt, so the MLflow run
+    ends KILLED (never FINISHED: a pruned trial is no result) and the cleanup runs as on Ctrl-C."""
+
+
+PRUNED_EXIT = 3  # the stage's exit status when its trial was pruned
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (plain `kill`, a stopped queue job) raised as an exception, so that cleanup runs as on Ctrl-C:
     the MLflow run is marked KILLED, the resume checkpoint stays, temporary worktrees are removed."""
@@ -80,6 +92,9 @@ def run_guarded(call: Callable[[], Any]) -> tuple[int, Any]:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1, None
+    except Pruned as exc:
+        print(f"pruned: {exc}", file=sys.stderr)
+        return PRUNED_EXIT, None
     except Terminated:
         print("terminated (SIGTERM); work finished so far is kept", file=sys.stderr)
         return 143, None

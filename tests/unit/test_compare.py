@@ -117,3 +117,20 @@ def test_group_by_mistakes_are_one_clear_error(seeded, capsys, args, message):
     assert cli.main(["compare", *args]) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_compare_shows_a_studys_trials_their_state_and_best_score(tmp_path, monkeypatch, capsys):
+    cfg = _project(tmp_path, monkeypatch)
+    for trial, state, fid in ((0, "complete", 40.0), (1, "pruned", None), (2, "complete", 25.0)):
+        tags = {"tune.study": "lr", "tune.trial": str(trial), "tune.state": state}
+        with tracking.start_run(cfg, run_name=f"lr-t{trial}", params={"train.g_lr": str(trial)}, tags=tags) as run:
+            run.log_metrics(1, {"score/best": 100.0 + trial, **({"eval/fid": fid} if fid else {})})
+    with tracking.start_run(cfg, run_name="plain", params={"train.g_lr": "9"}) as run:
+        run.log_metrics(0, {"eval/fid": 60.0})
+    assert cli.main(["compare", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["run"], r["trial"], r["tune.state"]) for r in rows] == [
+        ("lr-t2", "lr#2", "complete"), ("lr-t0", "lr#0", "complete"), ("plain", "", ""), ("lr-t1", "lr#1", "pruned")]
+    assert [r["score/best"] for r in rows] == ["102.0", "100.0", "", "101.0"]
+    assert cli.main(["compare", "--tag", "tune.study=lr", "--tag", "tune.state=complete", "--format", "csv"]) == 0
+    assert [r["run"] for r in csv.DictReader(io.StringIO(capsys.readouterr().out))] == ["lr-t2", "lr-t0"]

@@ -21,6 +21,7 @@ from ganpipe.cli.verbs import (
     report,
     reproduce,
     score,
+    tune,
 )
 from ganpipe.errors import run_guarded
 from ganpipe.params import config
@@ -72,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         return code or (0 if ok else 1)
     if args.command == "run":
         return _run(args)
+    if args.command == "tune":
+        return _printed(lambda: tune(args))
     if args.command == "score":
         return _printed(lambda: score(args, _tracking(args.params)))
     if args.command == "report":

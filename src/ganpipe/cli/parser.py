@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     _generate_verb(verb)
     _run_verb(verb)
     _score_verb(verb)
+    _tune_verb(verb)
     rpt = verb("report", "one self-contained HTML page for a run, or for every run of a config: sample grids over "
                          "training, losses, scores against the real-data ceiling, closest pairs, params, provenance",
                "ganpipe report my-photos -o my-photos.html", "ganpipe report RUN_ID",
@@ -131,6 +132,39 @@ def _score_verb(verb) -> None:
     sc.add_argument("--value-range", choices=list(RANGES), help="what float pixels of an array file mean")
     sc.add_argument("--seed", type=int, default=0, help="the noise seed a training run's generator draws from "
                                                         "(default 0: the images `ganpipe generate RUN` writes)")
+
+
+def _tune_verb(verb) -> None:
+    tune = verb("tune", "search params with Optuna (TPE): each trial a DVC experiment of the config with sampled "
+                        "params, tagged in MLflow; several workers, machines (a shared database) and GPUs",
+                "ganpipe tune colour --space space.yaml --trials 20",
+                "ganpipe tune colour --space space.yaml --trials 40 --workers 2 --gpus 0,1 --prune",
+                "GANPIPE_TUNE_STORAGE=postgresql+psycopg://... ganpipe tune colour --space space.yaml --trials 40 "
+                "--study lr-search   # in each clone, on each machine",
+                "ganpipe tune --show lr-search --plot history.png")
+    tune.add_argument("configs", nargs="*", metavar="CONFIG",
+                      help="a name under configs/ (colour) or a YAML file, as for `ganpipe run`")
+    tune.add_argument("--space", type=Path, help="SPACE.yaml: the params' ranges and the objectives "
+                                                  "(docs/tuning.md)")
+    tune.add_argument("--trials", type=int, help="finished (complete or pruned) trials the study should hold")
+    tune.add_argument("-S", "--set-param", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                      help="a params.yaml value for every trial (after the configs)")
+    tune.add_argument("--workers", type=int, default=1, help="trials run at once here (default 1)")
+    tune.add_argument("--study", help="the study's name (default: CONFIG-SPACE); the same name joins it")
+    tune.add_argument("--storage", help="the study's database URL (default: $GANPIPE_TUNE_STORAGE, else "
+                                        "sqlite:///.ganpipe/tune.db in the project)")
+    tune.add_argument("--prune", nargs="?", const="median", choices=["median", "halving"],
+                      help="stop trials whose scores during training fall behind (median, the default, or "
+                           "successive halving)")
+    tune.add_argument("--prune-startup", type=int, default=5, metavar="N",
+                      help="the median pruner prunes only after N trials finished (default 5)")
+    tune.add_argument("--gpus", metavar="0,1", help="pin worker i to GPU i (CUDA_VISIBLE_DEVICES); --workers "
+                                                    "defaults to their number")
+    tune.add_argument("--heartbeat", type=int, default=20, metavar="S",
+                      help="a worker's heartbeat in seconds; a trial silent for 3 x S is failed and retried "
+                           "(default 20)")
+    tune.add_argument("--show", metavar="STUDY", help="show a study: best trials, importances, history")
+    tune.add_argument("--plot", type=Path, help="with --show: write the optimisation history as a PNG")
 
 
 def _run_verb(verb) -> None:

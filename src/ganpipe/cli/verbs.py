@@ -235,3 +235,26 @@ def report(args: argparse.Namespace, tracking_cfg: config.TrackingConfig) -> str
     out = args.out or Path(f"report-{''.join(c if c.isalnum() or c in '-_.' else '_' for c in args.target)}.html")
     write_text(out, html.page(title, reports))
     return f"wrote {out} ({title}; open it in a browser: it needs nothing else)"
+
+
+def tune(args: argparse.Namespace) -> str:
+    """`ganpipe tune`: run a study (every check first), or --show one."""
+    import os
+
+    from ganpipe.errors import ConfigError
+    from ganpipe.track.store import project_root
+    from ganpipe.tune import link, storage, study
+
+    root = project_root()
+    url = args.storage or os.environ.get(link.STORAGE_ENV) or storage.default_url(root)
+    if args.show:
+        from ganpipe.tune import show
+
+        return show.show(args.show, url, args.plot)
+    if args.space is None or args.trials is None:
+        raise ConfigError("ganpipe tune needs --space SPACE.yaml and --trials N (or --show STUDY)")
+    gpus = study.parse_gpus(args.gpus)
+    workers = len(gpus) if gpus and args.workers == 1 else args.workers
+    opts = study.Options(args.configs, args.sets, args.space, args.trials, workers, args.study, url, args.prune,
+                         args.prune_startup, gpus, args.heartbeat)
+    return study.run(root, opts)

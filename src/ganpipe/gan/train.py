@@ -48,6 +48,7 @@ from ganpipe.params.sizes import check_batch_fits
 LogFn = Callable[[int, dict[str, float]], None]  # (tick, {"loss/d": ...}); a tick is an epoch unless train.kimg
 ImageFn = Callable[[int, torch.Tensor], None]  # (tick, uint8 [N, C, H, W] fixed-noise samples)
 SaveFn = Callable[[dict], None]  # receives the resume state after a tick
+ScoreFn = Callable[[float, float], None]  # (kimg shown, the score) after each score during training
 StepFn = Callable[[int, nn.Module, nn.Module, "EMA | None"], None]  # (step, G, D, ema) after each G update
 KIMG = "progress/kimg"  # each history row's images shown so far, in thousands: runs compare by it whatever their unit
 RANK_SEED = 7919  # per-rank streams (DiffAugment, dropout) are seeded seed + k + RANK_SEED * rank
@@ -62,6 +63,7 @@ class Hooks:
     save_state: SaveFn | None = None  # the resume state, on the checkpoint clock and at the end
     after_step: StepFn | None = None  # observers (tests): every rank's networks after each step
     score: Scorer | None = None  # the score during training (rank 0), when train.score is on (gan/scoring.py)
+    on_score: ScoreFn | None = None  # each score once made (rank 0): `ganpipe tune` reports it and may prune
     progress: bool = False  # a tqdm bar over the ticks
 
 
@@ -328,5 +330,7 @@ def _score(loop: _Loop, state: _State) -> None:
         state.scores.add(state.tick, kimg, value, loop.shown)
         if loop.hooks.log is not None:
             loop.hooks.log(state.tick, {scorer.key: value})
+        if loop.hooks.on_score is not None:
+            loop.hooks.on_score(kimg, value)
     loop.scoring.done()
     loop.score_s += time.perf_counter() - began

@@ -23,7 +23,7 @@ from ganpipe.data.prepared import BUDGET_ENV, holdout_split, read_info, training
 from ganpipe.data.stream import Rows
 from ganpipe.distributed import launch
 from ganpipe.distributed.group import Replicas, joined
-from ganpipe.errors import ConfigError, DivergenceError
+from ganpipe.errors import ConfigError, DivergenceError, Pruned, TuneError
 from ganpipe.eval import during
 from ganpipe.files import remove, source_sha256, write_json, write_text
 from ganpipe.gan import devices, resume, sampling
@@ -35,6 +35,7 @@ from ganpipe.keys import BEST_GENERATOR_TAG, GENERATOR_TAG, KIND_TAG, PRECISION_
 from ganpipe.params import sizes
 from ganpipe.params.config import Config
 from ganpipe.track import provenance, tracking
+from ganpipe.tune.link import STATE_TAG, Link
 
 GRID_SEED = 1234  # fixed noise for the per-tick grids: the same z in every run, so runs compare by eye
 TRAINING_CODE = ("gan", "data", "distributed", "params")  # what shapes the trajectory besides params and data
@@ -137,6 +138,7 @@ def _train(cfg: Config, replicas: Replicas) -> dict | None:
     tags = {**provenance.stage_tags(cfg), KIND_TAG: "training", **provenance.data_tags(info), **placement,
             **(scorer.protocol() if scorer is not None else {})}
     run_name = provenance.run_name(tags, "repro")
+    trial = Link.from_env(cfg.train.score_every_kimg if scorer is not None else None)  # a `ganpipe tune` trial
     rows = cfg.sample.grid_rows
     note(precision.summary)
     if on_disk is not None and stream.mode() != "off":
@@ -155,15 +157,23 @@ def _train(cfg: Config, replicas: Replicas) -> dict | None:
                                                              "run_id": run.run_id})
         start = time.perf_counter()
         try:
-            hooks = Hooks(log=run.log_metrics, save_state=save_state, progress=True,
+            hooks = Hooks(log=trial.on_tick(run.log_metrics) if trial else run.log_metrics, save_state=save_state,
                           log_images=lambda tick, imgs: run.log_image(tick, "samples", make_grid(imgs, rows)),
-                          grid=fixed_noise(rows * rows, cfg.model.z_dim, GRID_SEED, num_classes), score=scorer)
+                          grid=fixed_noise(rows * rows, cfg.model.z_dim, GRID_SEED, num_classes), score=scorer,
+                          on_score=trial.on_score if trial else None, progress=True)
             result = train(G, D, train_split.images, cfg.train, cfg.model.z_dim, labels=train_split.labels,
                            hooks=hooks, resume_from=state, replicas=replicas, checked=checked, rows=on_disk)
         except DivergenceError as exc:
             kept = (f"; the last good state is kept in {checkpoint_path} (it resumes only with unchanged params)"
                     if checkpoint_path.is_file() else "")
             raise DivergenceError(f"{exc}{kept}") from None
+        except Pruned:  # the run ends KILLED: a pruned trial is never a result
+            run.set_tags({STATE_TAG: "pruned"})
+            remove(checkpoint_path)  # the study will not continue it
+            raise
+        except TuneError:  # its worker is gone: the study retries the trial elsewhere
+            run.set_tags({STATE_TAG: "failed"})
+            raise
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the run ends KILLED, the checkpoint stays
             if checkpoint_path.is_file():
                 note(f"stopped; `dvc repro` with the same params resumes from {checkpoint_path}")

@@ -69,7 +69,8 @@ def differing_params(runs: pd.DataFrame) -> list[str]:
 
 
 def comparison(runs: pd.DataFrame, sort_by: str, ascending: bool) -> pd.DataFrame:
-    """One row per run: its name, short id, the params that differ, every eval score; sorted by `sort_by`."""
+    """One row per run: its name, short id, its study and trial (`ganpipe tune`), the params that differ, every
+    eval score and the best score during training; sorted by `sort_by`."""
     scores = sorted(c for c in runs.columns if c.startswith(tuple(f"metrics.{p}" for p in SCORE_PREFIXES)))
     table = runs[["tags.mlflow.runName", "run_id"]].copy()
     table["run_id"] = table["run_id"].str[:8]
@@ -80,6 +81,11 @@ def comparison(runs: pd.DataFrame, sort_by: str, ascending: bool) -> pd.DataFram
     resolved = f"tags.{PRECISION_TAG}"
     if resolved in runs and runs[resolved].notna().any():  # what train.precision (auto) resolved to on its machine
         table["precision"] = runs[resolved].fillna("")
+    if "tags.tune.study" in runs and runs["tags.tune.study"].notna().any():  # a `ganpipe tune` trial: study#N
+        trial = runs["tags.tune.study"].fillna("") + "#" + runs.get("tags.tune.trial", pd.Series("", runs.index))
+        table["trial"] = trial.where(runs["tags.tune.study"].notna(), "")
+        table["tune.state"] = runs.get("tags.tune.state", pd.Series(None, runs.index)).fillna("")
+    scores += [c for c in ("metrics.score/best",) if c in runs]  # the best score during training
     table = pd.concat([table, runs[[*differing_params(runs), *scores]]], axis=1)
     table.columns = [c.removeprefix("params.").removeprefix("metrics.") for c in table.columns]
     if sort_by not in table.columns:

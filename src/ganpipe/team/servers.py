@@ -159,6 +159,21 @@ def pg_create_databases(host: str, port: int, password: str, names: list[str]) -
                 conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def pg_create_owned_database(host: str, port: int, password: str, name: str, role_password: str) -> None:
+    """A database `name` owned by a login role of the same name (created, or its password set)."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(host=host, port=port, user="postgres", password=password, dbname="postgres",
+                         autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        conn.execute(sql.SQL(f"{verb} ROLE {{}} LOGIN PASSWORD {{}}").format(sql.Identifier(name),
+                                                                          sql.Literal(role_password)))
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(name)))
+
+
 # --- SeaweedFS S3 and MLflow --------------------------------------------------------------------------------------
 
 def weed_cmd(data: Path, host: str, ports: dict[str, int], s3_config: Path) -> list[str]:

@@ -22,6 +22,7 @@ DEFAULT_PORT = 25400
 BUCKET = "mlflow"  # MLflow's artifacts; the DVC remote uses the bucket DVC_BUCKET
 DVC_BUCKET = "dvc"
 USER = "ganpipe"  # the teammates' MLflow login (the admin creates more with MLflow's user API)
+OPTUNA = "optuna"  # the database (and its owner role) of `ganpipe tune` studies shared by the team
 AUTH_CACHE_S = 60  # how long a worker trusts a checked login (see _up_mlflow)
 
 
@@ -67,10 +68,16 @@ def read_env(path: Path) -> dict[str, str]:
 def _credentials(root: Path) -> dict[str, str]:
     path = root / "credentials.env"
     if path.is_file():
-        return read_env(path)
+        creds = read_env(path)
+        if "GANPIPE_TEAM_OPTUNA_PASSWORD" not in creds:  # a stack made before `ganpipe tune`
+            creds["GANPIPE_TEAM_OPTUNA_PASSWORD"] = secrets.token_urlsafe(18)
+            with open(path, "a") as out:
+                out.write(f"GANPIPE_TEAM_OPTUNA_PASSWORD={creds['GANPIPE_TEAM_OPTUNA_PASSWORD']}\n")
+        return creds
     creds = {"GANPIPE_TEAM_ADMIN_PASSWORD": secrets.token_urlsafe(18), "GANPIPE_TEAM_USER": USER,
              "GANPIPE_TEAM_USER_PASSWORD": secrets.token_urlsafe(18),
              "GANPIPE_TEAM_PG_PASSWORD": secrets.token_urlsafe(18),
+             "GANPIPE_TEAM_OPTUNA_PASSWORD": secrets.token_urlsafe(18),
              "AWS_ACCESS_KEY_ID": "GP" + secrets.token_hex(9).upper(), "AWS_SECRET_ACCESS_KEY": secrets.token_urlsafe(30),
              "GANPIPE_TEAM_FLASK_SECRET": secrets.token_hex(24)}
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others, not even briefly
@@ -81,9 +88,16 @@ def _credentials(root: Path) -> dict[str, str]:
 
 
 def client_env(stack: Stack, creds: dict[str, str]) -> dict[str, str]:
-    """What a teammate sets: MLflow's three variables (and, for the DVC remote, the S3 endpoint and keys)."""
+    """What a teammate sets: MLflow's three variables, and the database `ganpipe tune` keeps shared studies in
+    (its own role: the teammates never get PostgreSQL's admin password)."""
     return {"MLFLOW_TRACKING_URI": stack.tracking_uri, "MLFLOW_TRACKING_USERNAME": creds["GANPIPE_TEAM_USER"],
-            "MLFLOW_TRACKING_PASSWORD": creds["GANPIPE_TEAM_USER_PASSWORD"]}
+            "MLFLOW_TRACKING_PASSWORD": creds["GANPIPE_TEAM_USER_PASSWORD"],
+            "GANPIPE_TUNE_STORAGE": optuna_url(stack, creds)}
+
+
+def optuna_url(stack: Stack, creds: dict[str, str]) -> str:
+    return (f"postgresql+psycopg://{OPTUNA}:{creds['GANPIPE_TEAM_OPTUNA_PASSWORD']}@{stack.host}:"
+            f"{stack.ports['postgres']}/{OPTUNA}")
 
 
 def _s3_client(stack: Stack, creds: dict[str, str]):
@@ -126,7 +140,7 @@ def up(root: Path, host: str = "127.0.0.1", port: int | None = None) -> str:
     return (f"team stack up in {root}: MLflow {stack.tracking_uri}, S3 {stack.s3_endpoint}\n"
             f"credentials (admin, user, S3 keys): {root / 'credentials.env'} (mode 0600)\n"
             f"the DVC remote, in each clone (the keys go to .dvc/config.local, which git ignores):\n{remote}\n"
-            f"a teammate sets:\n{lines}")
+            f"a teammate sets (GANPIPE_TUNE_STORAGE: the team's `ganpipe tune` studies):\n{lines}")
 
 
 def dvc_remote(stack: Stack, creds: dict[str, str], name: str = "team") -> list[list[str]]:
@@ -158,6 +172,11 @@ def _up_postgres(stack: Stack, creds: dict[str, str], run: Path) -> None:
         servers.pg_start(data, stack.host, stack.ports["postgres"], data.parent / "postgres.log", owner)
     servers.pg_create_databases(stack.host, stack.ports["postgres"], creds["GANPIPE_TEAM_PG_PASSWORD"],
                                 ["mlflow", "mlflow_auth"])
+    servers.pg_create_owned_database(stack.host, stack.ports["postgres"], creds["GANPIPE_TEAM_PG_PASSWORD"], OPTUNA,
+                                     creds["GANPIPE_TEAM_OPTUNA_PASSWORD"])
+    from ganpipe.tune import storage
+
+    storage.open_storage(optuna_url(stack, creds))  # Optuna's tables, made once here: workers may start at once
 
 
 def _up_s3(stack: Stack, creds: dict[str, str], run: Path) -> None:

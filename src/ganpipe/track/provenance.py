@@ -101,11 +101,14 @@ def data_tags(info: dict) -> dict[str, str]:
 
 def stage_tags(cfg: Any) -> dict[str, str]:
     """The git and DVC tags of a run a pipeline stage opens (training or evaluation), from the stage's working
-    directory, its outputs (`paths.*`, which do not make the tree dirty) and the repository root."""
+    directory, its outputs (`paths.*`, which do not make the tree dirty) and the repository root; in a
+    `ganpipe tune` trial, its study and trial number."""
     from ganpipe.track.store import project_root
+    from ganpipe.tune import link
 
     outputs = [str(v) for v in dataclasses.asdict(cfg.paths).values()]
-    return {**git_tags(Path.cwd(), outputs), **dvc_tags(cfg, project_root()), **config_tag(cfg.tracking.config)}
+    return {**git_tags(Path.cwd(), outputs), **dvc_tags(cfg, project_root()), **config_tag(cfg.tracking.config),
+            **link.tags()}
 
 
 def config_tag(configs: tuple[str, ...]) -> dict[str, str]:

@@ -30,7 +30,8 @@ class RunReport:
 
 def runs_for(cfg: TrackingConfig, target: str) -> tuple[str, list[RunRecord]]:
     """(what the page is about, its training runs): one run for a run id or experiment name, or every run of a
-    config (the ganpipe.config tag; a re-made experiment name counts once, its newest run)."""
+    config (the ganpipe.config tag; a re-made experiment name counts once, its newest run), or every complete
+    trial of a `ganpipe tune` study (the tune.study tag)."""
     try:
         run = training_run(cfg, target)
         return f"run {run.name}", [run]
@@ -38,14 +39,17 @@ def runs_for(cfg: TrackingConfig, target: str) -> tuple[str, list[RunRecord]]:
         if "no finished training run named" not in str(exc):
             raise
     group = [r for r in find_runs(cfg, {CONFIG_TAG: target}) if r.tags.get(KIND_TAG, "training") == "training"]
+    what = "config"
+    if not group:  # a `ganpipe tune` study: its complete trials (pruned ones are no result)
+        group, what = find_runs(cfg, {"tune.study": target, "tune.state": "complete", KIND_TAG: "training"}), "study"
     newest: dict[str, RunRecord] = {}
     for run in group:  # find_runs lists the newest first
         newest.setdefault(run.name, run)
     if not newest:
-        raise TrackingError(f"no finished training run, experiment or config named {target!r} in experiment "
+        raise TrackingError(f"no finished training run, experiment, config or study named {target!r} in experiment "
                             f"{cfg.experiment!r} of {tracking_uri()}; `ganpipe compare` lists runs, "
                             f"`ganpipe compare --group-by config` the configs")
-    return f"config {target} ({len(newest)} runs)", sorted(newest.values(), key=lambda r: r.name)
+    return f"{what} {target} ({len(newest)} runs)", sorted(newest.values(), key=lambda r: r.name)
 
 
 def collect(cfg: TrackingConfig, run: RunRecord, max_grids: int = 8) -> RunReport:

@@ -6,7 +6,7 @@
       train.loss: {choices: [hinge, nonsaturating]}     # any param: one of these values
     objectives:                                         # optional; default: the final FID, minimised
       - {metric: eval/fid, direction: minimize}
-      - {metric: time/train_s, direction: minimize}     # several: a Pareto front (Optuna's NSGA-II)
+      - {metric: time/train_s, direction: minimize}     # several: a Pareto front (TPE, multi-objective)
 
 A range's kind follows the param's own type in params.yaml (int or float), so a float range cannot land on an
 int param. Every bound and every choice is applied to the params and loaded by the strict loader before the

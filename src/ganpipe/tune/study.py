@@ -1,0 +1,146 @@
+"""`ganpipe tune CONFIG --space SPACE.yaml --trials N`: check everything, create (or join) the study, run its
+workers.
+
+A study is named (--study, default CONFIG-SPACE) and kept in its storage with what defines it: the config's and
+the user's `-S` values, the space file's text, the objectives, the pruner and the git commit. A second call with
+the same name, on this machine or in another clone, joins it (more workers, or more trials) only when all of
+those match, so the trials of one study are comparable.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import re
+import subprocess
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ganpipe.errors import ConfigError, TuneError
+from ganpipe.params import config
+from ganpipe.tune import link, space as spaces, storage
+from ganpipe.tune.worker import Job, work
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")  # a DVC experiment name's prefix: a git ref part
+DEFINES = "ganpipe.defines"  # the study's user attribute holding what defines it
+
+
+@dataclass(frozen=True)
+class Options:
+    configs: list[str]
+    sets: list[str]
+    space: Path
+    trials: int
+    workers: int = 1
+    study: str | None = None
+    storage: str | None = None
+    prune: str | None = None  # median | halving
+    prune_startup: int = 5
+    gpus: list[str] | None = None
+    heartbeat_s: int = 20
+
+
+def parse_gpus(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    gpus = [g.strip() for g in text.split(",") if g.strip()]
+    if not gpus or len(set(gpus)) != len(gpus):
+        raise ConfigError(f"--gpus must list each GPU once, e.g. 0,1 (indices or UUIDs), got {text!r}")
+    return gpus
+
+
+def prepare(root: Path, opts: Options) -> Job:
+    """Every check before anything starts; the job its workers share."""
+    from ganpipe.cli import experiments
+
+    if opts.trials < 1:
+        raise ConfigError(f"--trials must be at least 1, got {opts.trials}")
+    if opts.workers < 1 or opts.heartbeat_s < 1 or opts.prune_startup < 0:
+        raise ConfigError("--workers and --heartbeat must be at least 1, --prune-startup at least 0")
+    if opts.gpus is not None and opts.workers > len(opts.gpus):
+        raise ConfigError(f"--workers {opts.workers} with --gpus {','.join(opts.gpus)}: each worker is pinned to one "
+                          f"GPU, so give at least as many GPUs as workers")
+    command = experiments.plan(root, opts.configs, opts.sets, None, [], False, True)[0]
+    tree = command.resolved[0]
+    sets = tuple(command.args[command.args.index("-S") + 1::2]) if "-S" in command.args else ()
+    space = spaces.load(opts.space, tree)
+    cfg = config.from_dict(tree)
+    if not cfg.tracking.enabled:
+        raise ConfigError("ganpipe tune reads each trial's scores from MLflow: set tracking.enabled: true")
+    if opts.prune:
+        _check_prunable(cfg, space)
+    name = opts.study or "-".join([*(Path(c).stem for c in opts.configs), opts.space.stem]) or "study"
+    if not NAME.match(name):
+        raise ConfigError(f"--study {name!r}: use letters, digits, '.', '_' and '-' (it prefixes the DVC "
+                          f"experiments' names)")
+    url = opts.storage or storage.default_url(root)
+    return Job(root, name, url, opts.trials, sets, space, cfg.tracking, opts.heartbeat_s)
+
+
+def _check_prunable(cfg: config.Config, space: spaces.Space) -> None:
+    if len(space.objectives) > 1:
+        raise ConfigError("--prune works with one objective (Optuna cannot prune a multi-objective study): drop "
+                          "--prune or keep one objective")
+    if cfg.train.score == "none":
+        raise ConfigError("--prune stops trials on their scores during training, and train.score is none: set "
+                          "train.score: auto (and train.score_every_kimg) in the config")
+    if cfg.train.score_every_kimg is None:
+        raise ConfigError("--prune compares trials at equal images shown: set train.score_every_kimg instead of "
+                          "train.score_every_s")
+
+
+def defines(job: Job, opts: Options, root: Path) -> dict:
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+    return {"sets": list(job.sets), "space": opts.space.read_text(), "commit": commit,
+            "objectives": [[o.metric, o.direction] for o in job.space.objectives],
+            "pruner": {"kind": opts.prune, "startup": opts.prune_startup} if opts.prune else None}
+
+
+def open_study(job: Job, opts: Options):
+    """Create the study, or join it when it exists with the same definition; TuneError naming what differs."""
+    import optuna
+
+    store = storage.open_storage(job.storage_url)
+    wanted = defines(job, opts, job.root)
+    try:
+        study = optuna.create_study(study_name=job.study, storage=store, directions=job.space.directions)
+        study.set_user_attr(DEFINES, wanted)
+        study.set_user_attr(link.PRUNER_ATTR, wanted["pruner"])
+        return study
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=job.study, storage=store)
+    have = study.user_attrs.get(DEFINES, {})
+    for key, what in (("commit", "git commit (check out the same commit in every clone)"),
+                      ("sets", "config and -S values"), ("space", f"search space ({opts.space})"),
+                      ("objectives", "objectives"), ("pruner", "--prune options")):
+        if have.get(key) != wanted[key]:
+            raise TuneError(f"study {job.study!r} in {storage.redact(job.storage_url)} was made with another "
+                            f"{what}: run the same, or start a new study with --study NEW_NAME")
+    return study
+
+
+def run(root: Path, opts: Options) -> str:
+    """Run the study's workers until it holds opts.trials finished trials; the summary."""
+    job = prepare(root, opts)
+    study = open_study(job, opts)
+    print(f"study {job.study} in {storage.redact(job.storage_url)}: {opts.trials} finished trials wanted, "
+          f"{opts.workers} worker(s) here{'; GPUs ' + ','.join(opts.gpus) if opts.gpus else ''}; logs in "
+          f".ganpipe/tune/{job.study}/", flush=True)
+    jobs = [replace(job, worker=i, gpu=opts.gpus[i] if opts.gpus else None) for i in range(opts.workers)]
+    if len(jobs) == 1:
+        work(jobs[0])
+    else:
+        _parallel(jobs)
+    from ganpipe.tune import show
+
+    return show.summary(study, job.tracking)
+
+
+def _parallel(jobs: list[Job]) -> None:
+    """Each worker in a process of its own (its own heartbeat); any one failing stops the call with its error."""
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(len(jobs)) as pool:
+        try:
+            for _ in pool.imap_unordered(work, jobs):
+                pass
+        except KeyboardInterrupt:
+            pool.terminate()
+            raise

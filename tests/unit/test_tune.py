@@ -1,0 +1,121 @@
+"""`ganpipe tune` before and after its trials (tune/study.py, storage.py, show.py): every check made before anything
+starts, a study joined only with the same definition, the storage's errors, and the --show tables."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import optuna
+import pytest
+
+from ganpipe.errors import ConfigError, TuneError
+from ganpipe.tune import link, show, storage, study
+
+from helpers import ROOT
+
+SPACE = "params:\n  train.g_lr: {low: 1e-4, high: 1e-3, log: true}\n"
+TWO = SPACE + ("objectives:\n  - {metric: eval/fid, direction: minimize}\n"
+               "  - {metric: time/train_s, direction: minimize}\n")
+
+
+def _opts(tmp_path, text=SPACE, **changes) -> study.Options:
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    fields = {"configs": [], "sets": [], "space": path, "trials": 2,
+              "storage": f"sqlite:///{tmp_path / 'tune.db'}", **changes}
+    return study.Options(**fields)
+
+
+def test_a_study_is_planned_from_the_config_and_the_space(tmp_path):
+    job = study.prepare(ROOT, _opts(tmp_path, configs=["folder64_unlabelled"], sets=["train.seed=3"]))
+    assert job.study == "folder64_unlabelled-space" and job.sets[-1] == "train.seed=3"
+    assert "tracking.config=[folder64_unlabelled]" in job.sets
+    assert [o.metric for o in job.space.objectives] == ["eval/inception_fid"]  # Inception-space evaluation
+
+
+@pytest.mark.parametrize("changes, text, message", [
+    ({"prune": "median"}, TWO, "--prune works with one objective"),
+    ({"prune": "median", "sets": ["train.score=none"]}, SPACE, "train.score is none"),
+    ({"prune": "median", "sets": ["train.score_every_kimg=null", "train.score_every_s=60"]}, SPACE,
+     "set train.score_every_kimg"),
+    ({"sets": ["tracking.enabled=false"]}, SPACE, "set tracking.enabled: true"),
+    ({"workers": 3, "gpus": ["0", "1"]}, SPACE, "at least as many GPUs as workers"),
+    ({"study": "a b"}, SPACE, "--study 'a b'"),
+    ({"trials": 0}, SPACE, "--trials must be at least 1"),
+    ({}, "params:\n  train.nope: {low: 1, high: 2}\n", "train.nope: not a params key"),
+])
+def test_a_study_that_cannot_run_is_refused_before_anything_starts(tmp_path, changes, text, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        study.prepare(ROOT, _opts(tmp_path, text, **changes))
+    assert not (tmp_path / "tune.db").exists()
+
+
+def test_gpus_are_listed_once_each():
+    assert study.parse_gpus("0, 1") == ["0", "1"] and study.parse_gpus(None) is None
+    with pytest.raises(ConfigError, match="each GPU once"):
+        study.parse_gpus("0,0")
+
+
+def test_a_study_is_joined_only_with_the_same_definition(tmp_path):
+    opts = _opts(tmp_path, prune="median", prune_startup=2)
+    first = study.open_study(study.prepare(ROOT, opts), opts)
+    assert first.user_attrs[link.PRUNER_ATTR] == {"kind": "median", "startup": 2}
+    again = study.open_study(study.prepare(ROOT, opts), opts)
+    assert again._study_id == first._study_id
+    other = _opts(tmp_path, sets=["train.seed=9"], prune="median", prune_startup=2)
+    with pytest.raises(TuneError, match="made with another config and -S values"):
+        study.open_study(study.prepare(ROOT, other), other)
+    with pytest.raises(TuneError, match="another --prune options"):
+        study.open_study(study.prepare(ROOT, opts), _opts(tmp_path))
+
+
+def test_an_unreachable_storage_is_one_error_naming_it_without_its_password():
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql+psycopg://optuna:s3cret@127.0.0.1:{port}/optuna"
+    with pytest.raises(TuneError) as raised:
+        storage.open_storage(url)
+    assert f"postgresql+psycopg://optuna:***@127.0.0.1:{port}/optuna" in str(raised.value)
+    assert "s3cret" not in str(raised.value)
+
+
+def _trials():
+    """A finished study's trials as Optuna stores them: complete, pruned, failed and its retry."""
+    dist = {"train.g_lr": optuna.distributions.FloatDistribution(1e-4, 1e-3, log=True)}
+    s = optuna.create_study(study_name="t")
+    s.set_user_attr("ganpipe.defines", {"objectives": [["eval/fid", "minimize"]]})
+    for value, lr in ((30.0, 2e-4), (20.0, 5e-4), (25.0, 8e-4)):
+        s.add_trial(optuna.create_trial(value=value, params={"train.g_lr": lr}, distributions=dist,
+                                        user_attrs={"ganpipe.experiment": f"t-t{lr}", "ganpipe.mlflow_run": "r"}))
+    s.add_trial(optuna.create_trial(state=optuna.trial.TrialState.PRUNED, params={"train.g_lr": 9e-4},
+                                    distributions=dist, intermediate_values={1: 90.0}))
+    s.add_trial(optuna.create_trial(state=optuna.trial.TrialState.FAIL, params={"train.g_lr": 1e-4},
+                                    distributions=dist))
+    s.add_trial(optuna.create_trial(value=40.0, params={"train.g_lr": 1e-4}, distributions=dist,
+                                    system_attrs={"failed_trial": 4, "retry_history": [4]}))
+    return s
+
+
+def test_the_history_table_keeps_the_best_so_far_and_names_retries():
+    s = _trials()
+    table = show.history_table(s.get_trials(), ["eval/fid"]).splitlines()
+    assert table[0] == "| trial | state | eval/fid | best so far | train.g_lr | experiment | mlflow run |"
+    assert [row.split(" | ")[3] for row in table[2:]] == ["30", "20", "20", "20", "20", "20"]
+    assert "| 3 | pruned |  | 20 |" in table[5] and "complete (retry of 4)" in table[7]
+    assert show.counts(s.get_trials()) == "4 complete, 1 pruned, 1 fail"
+    text = show.summary(s)
+    assert "best: trial 1: eval/fid=20 (train.g_lr=0.0005)" in text and "ganpipe reproduce r" in text
+
+
+def test_importances_need_two_complete_trials():
+    s = _trials()
+    assert set(show.importances(s)) == {"train.g_lr"}
+    assert show.importances(optuna.create_study()) == {}
+
+
+def test_tune_without_a_space_is_one_line_and_exit_1(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "ganpipe.cli", "tune", "colour"], cwd=ROOT, capture_output=True,
+                         text=True)
+    assert out.returncode == 1 and out.stderr.strip().startswith("error: ganpipe tune needs --space")
