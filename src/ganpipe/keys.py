@@ -14,3 +14,7 @@ CLASSIFIER_TAG = "eval.classifier_sha256"
 SAMPLES_TAG = "samples.sha256"  # samples made elsewhere (`ganpipe evaluate --samples`)
 SCORE_PREFIXES = ("eval/", "eval_real/")  # metric names of the samples' scores and of the real-data ceiling
 INCEPTION_PREFIX = "inception_"  # Inception-space scores: eval/inception_fid, eval_real/inception_fid, ...
+# a `ganpipe tune` trial: the worker sets these variables for its `dvc exp run`, every stage's run gets the tags
+TUNE_STUDY_ENV, TUNE_TRIAL_ENV = "GANPIPE_TUNE_STUDY", "GANPIPE_TUNE_TRIAL"  # the study's name, the trial's number
+TUNE_STUDY_TAG, TUNE_TRIAL_TAG = "tune.study", "tune.trial"
+TUNE_STATE_TAG = "tune.state"  # on a trial's training run: complete | pruned | failed

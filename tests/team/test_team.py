@@ -16,11 +16,17 @@ from ganpipe.team import stack
 from helpers.team import client_env, ganpipe, models, train
 
 
-def test_up_prints_the_three_lines_and_keeps_credentials_private(team):
+def test_up_prints_the_client_lines_and_keeps_credentials_private(team):
     root, out = team
     lines = [line for line in out.splitlines() if line.startswith("export ")]
     assert [line.split("=")[0] for line in lines] == ["export MLFLOW_TRACKING_URI", "export MLFLOW_TRACKING_USERNAME",
-                                                       "export MLFLOW_TRACKING_PASSWORD"]
+                                                       "export MLFLOW_TRACKING_PASSWORD", "export GANPIPE_TUNE_STORAGE"]
+    # the studies' database: its own role, not PostgreSQL's admin, and Optuna's tables already made
+    storage_url = lines[-1].split("=", 1)[1]
+    assert storage_url.startswith("postgresql+psycopg://optuna:") and storage_url.endswith("/optuna")
+    import optuna
+
+    assert isinstance(optuna.get_all_study_summaries(storage_url, include_best_trial=False), list)
     assert stat.S_IMODE((root / "credentials.env").stat().st_mode) == 0o600
     status = ganpipe("team", "status", str(root))
     assert status.returncode == 0 and "mlflow: up" in status.stdout and "s3: up" in status.stdout

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ganpipe.errors import ConfigError
-from ganpipe.keys import CONFIG_TAG, DATA_TAG
+from ganpipe.keys import CONFIG_TAG, DATA_TAG, TUNE_STUDY_ENV, TUNE_STUDY_TAG, TUNE_TRIAL_ENV, TUNE_TRIAL_TAG
 
 
 def git_tags(root: Path, outputs: list[str]) -> dict[str, str]:
@@ -104,11 +104,16 @@ def stage_tags(cfg: Any) -> dict[str, str]:
     directory, its outputs (`paths.*`, which do not make the tree dirty) and the repository root; in a
     `ganpipe tune` trial, its study and trial number."""
     from ganpipe.track.store import project_root
-    from ganpipe.tune import link
 
     outputs = [str(v) for v in dataclasses.asdict(cfg.paths).values()]
     return {**git_tags(Path.cwd(), outputs), **dvc_tags(cfg, project_root()), **config_tag(cfg.tracking.config),
-            **link.tags()}
+            **tune_tags()}
+
+
+def tune_tags() -> dict[str, str]:
+    """tune.study and tune.trial of the `ganpipe tune` trial this stage runs in; {} outside one."""
+    study, trial = os.environ.get(TUNE_STUDY_ENV), os.environ.get(TUNE_TRIAL_ENV)
+    return {TUNE_STUDY_TAG: study, TUNE_TRIAL_TAG: trial} if study and trial else {}
 
 
 def config_tag(configs: tuple[str, ...]) -> dict[str, str]:

@@ -1,8 +1,8 @@
-"""A pipeline stage's side of a `ganpipe tune` trial: its tags, and the train stage's link to the study.
+"""The train stage's link to its `ganpipe tune` trial: its scores reported, a prune, and a stop when orphaned.
 
 The worker (tune/worker.py) runs each trial as `dvc exp run` with these variables set; DVC passes them to the
-stages. Outside `ganpipe tune` none is set and nothing here does anything. The train stage then:
-- tags its MLflow run with the study and trial (every stage of the trial does: tune.study, tune.trial);
+stages. Outside `ganpipe tune` none is set and nothing here does anything. Every stage's run is tagged with the
+study and trial (track/provenance.py: tune.study, tune.trial), and the train stage:
 - reports each score during training to the study as the trial's intermediate value, and stops when the
   study's pruner says so (errors.Pruned: the run ends KILLED and tagged tune.state=pruned);
 - stops by itself when its worker is gone (killed with the machine's `kill -9`, or crashed): the worker's
@@ -15,22 +15,15 @@ import os
 from dataclasses import dataclass
 
 from ganpipe.errors import Pruned, TuneError
+from ganpipe.keys import TUNE_STATE_TAG, TUNE_STUDY_ENV, TUNE_TRIAL_ENV
+from ganpipe.tune.storage import PRUNER_ATTR
 
 STORAGE_ENV = "GANPIPE_TUNE_STORAGE"  # the study's storage URL (also the default of `ganpipe tune --storage`)
-STUDY_ENV = "GANPIPE_TUNE_STUDY"
-TRIAL_ENV = "GANPIPE_TUNE_TRIAL"  # the trial's number in its study
+STUDY_ENV, TRIAL_ENV = TUNE_STUDY_ENV, TUNE_TRIAL_ENV  # the study's name, the trial's number in it
 TRIAL_ID_ENV = "GANPIPE_TUNE_TRIAL_ID"  # the trial's id in the storage
 WORKER_ENV = "GANPIPE_TUNE_WORKER_PID"
 PRUNED_ATTR = "ganpipe.pruned_at_kimg"  # set on the trial by the stage that pruned it; the worker reads it
-PRUNER_ATTR = "ganpipe.pruner"  # the study's pruner, so that every stage of every worker prunes alike
-STATE_TAG = "tune.state"  # complete | pruned | failed
-
-
-def tags() -> dict[str, str]:
-    """tune.study and tune.trial of the trial this stage runs in; {} outside `ganpipe tune`."""
-    if TRIAL_ENV not in os.environ or STUDY_ENV not in os.environ:
-        return {}
-    return {"tune.study": os.environ[STUDY_ENV], "tune.trial": os.environ[TRIAL_ENV]}
+STATE_TAG = TUNE_STATE_TAG  # complete | pruned | failed
 
 
 def step(kimg: float, every_kimg: float) -> int:

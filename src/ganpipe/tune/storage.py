@@ -21,6 +21,7 @@ from ganpipe.errors import TuneError
 DEFAULT = ".ganpipe/tune.db"
 MAX_RETRY = 2
 PRUNERS = ("median", "halving")
+PRUNER_ATTR = "ganpipe.pruner"  # the study's pruner, so that every stage of every worker prunes alike
 
 
 def default_url(root: Path) -> str:
@@ -76,7 +77,5 @@ def make_pruner(spec: dict | None):
 
 def pruner(store, study_name: str):
     """The pruner the study was created with (its user attribute), built the same way in every process."""
-    from ganpipe.tune.link import PRUNER_ATTR
-
     study_id = store.get_study_id_from_name(study_name)
     return make_pruner(store.get_study_user_attrs(study_id).get(PRUNER_ATTR))
