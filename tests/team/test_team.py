@@ -109,6 +109,19 @@ def test_down_then_up_keeps_runs_and_artifacts(team):
         assert len([f for f in listed["files"] if f["path"].endswith(".png")]) == epochs + 1
 
 
+def _keep_a_few(client, keep: set[str], most: int = 8) -> None:
+    """Delete all but `keep` and the newest runs of the copied store (the e2e tier left dozens): copying them all
+    tests nothing more. A kept run linked to a deleted one goes too, so every link can be re-pointed."""
+    from ganpipe.keys import EVALUATES_TAG
+
+    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    kept = keep | {r.info.run_id for r in sorted(runs, key=lambda r: -r.info.start_time)[:most]}
+    for run in runs:
+        links = {run.data.tags.get(k) for k in (EVALUATES_TAG, "mlflow.parentRunId")} - {None}
+        if run.info.run_id not in kept or not links <= kept:
+            client.delete_run(run.info.run_id)
+
+
 def test_import_runs_moves_a_local_history_onto_the_server_once(team, repo, tmp_path):
     """The e2e repo's local store (training and evaluation runs, with metrics, image grids, models, tags) copied
     onto the server: every run, every metric value, every artifact file, links between runs re-pointed; a second
@@ -129,6 +142,7 @@ def test_import_runs_moves_a_local_history_onto_the_server_once(team, repo, tmp_
         EVALUATES_TAG: trained.info.run_id, "mlflow.parentRunId": trained.info.run_id, "ganpipe.run_kind": "evaluation"})
     src.log_batch(child.info.run_id, metrics=[Metric("eval/fid", 12.5, 1000, 0)])
     src.set_terminated(child.info.run_id)
+    _keep_a_few(src, {trained.info.run_id, child.info.run_id})
     unset = ganpipe("import-runs", "--from", source, env={k: v for k, v in env.items() if k != "MLFLOW_TRACKING_URI"})
     assert unset.returncode == 1 and "import-runs copies into the MLflow server named by" in unset.stderr
     done = ganpipe("import-runs", "--from", source, env=env)

@@ -119,3 +119,19 @@ def test_tune_without_a_space_is_one_line_and_exit_1(tmp_path):
     out = subprocess.run([sys.executable, "-m", "ganpipe.cli", "tune", "colour"], cwd=ROOT, capture_output=True,
                          text=True)
     assert out.returncode == 1 and out.stderr.strip().startswith("error: ganpipe tune needs --space")
+
+
+def test_a_new_study_is_refused_where_its_trial_names_are_taken(tmp_path):
+    """A study recreated under an old name (its database deleted) would fail every trial on DVC's name check."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    git = lambda *a: subprocess.run(["git", *a], cwd=project, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "base")
+    git("update-ref", "refs/exps/ab/cdef/lr-t0", "HEAD")  # as `dvc exp run -n lr-t0` leaves it
+    opts = _opts(tmp_path, study="lr")
+    with pytest.raises(TuneError, match=r"named like the trials of a new study 'lr' \(lr-t0\)"):
+        study.open_study(study.prepare(project, opts), opts)
+    other = _opts(tmp_path, study="lr2")
+    assert study.open_study(study.prepare(project, other), other).study_name == "lr2"

@@ -100,6 +100,8 @@ def open_study(job: Job, opts: Options):
 
     store = storage.open_storage(job.storage_url)
     wanted = defines(job, opts, job.root)
+    if job.study not in {s.study_name for s in optuna.get_all_study_summaries(store, include_best_trial=False)}:
+        _check_names_free(job)
     try:
         study = optuna.create_study(study_name=job.study, storage=store, directions=job.space.directions)
         study.set_user_attr(DEFINES, wanted)
@@ -115,6 +117,20 @@ def open_study(job: Job, opts: Options):
             raise TuneError(f"study {job.study!r} in {storage.redact(job.storage_url)} was made with another "
                             f"{what}: run the same, or start a new study with --study NEW_NAME")
     return study
+
+
+def _check_names_free(job: Job) -> None:
+    """A new study's trials are named STUDY-t0, -t1, ...: experiments of an earlier study of that name (whose
+    database was deleted) would make every trial fail on DVC's name check."""
+    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=job.root,
+                          capture_output=True, text=True).stdout.split()
+    names = (ref.rsplit("/", 1)[-1] for ref in refs)
+    taken = sorted(n for n in names if re.fullmatch(rf"{re.escape(job.study)}-t\d+", n))
+    if taken:
+        raise TuneError(f"this clone has DVC experiments named like the trials of a new study {job.study!r} "
+                        f"({', '.join(taken[:3])}{', ...' if len(taken) > 3 else ''}), from an earlier study of "
+                        f"that name: name this one anew (--study NAME), or remove them (`dvc exp remove {taken[0]} "
+                        f"...`)")
 
 
 def run(root: Path, opts: Options) -> str:
