@@ -135,3 +135,47 @@ def test_a_new_study_is_refused_where_its_trial_names_are_taken(tmp_path):
         study.open_study(study.prepare(project, opts), opts)
     other = _opts(tmp_path, study="lr2")
     assert study.open_study(study.prepare(project, other), other).study_name == "lr2"
+
+
+def test_a_trial_with_the_params_of_a_finished_one_takes_its_values_without_running(tmp_path):
+    """TPE can draw a categorical point twice: the same params train the same bytes, so no experiment runs."""
+    from ganpipe.tune import worker
+
+    opts = _opts(tmp_path, "params:\n  train.loss: {choices: [hinge, bce]}\n")
+    job = study.prepare(ROOT, opts)
+    s = study.open_study(job, opts)
+    dist = {"train.loss": optuna.distributions.CategoricalDistribution(["hinge", "bce"])}
+    s.add_trial(optuna.create_trial(value=12.5, params={"train.loss": "bce"}, distributions=dist,
+                                    user_attrs={"ganpipe.experiment": "x-t0", "ganpipe.mlflow_run": "abc"}))
+    s.enqueue_trial({"train.loss": "bce"})
+    s.optimize(lambda trial: worker.objective(job, trial), n_trials=1)
+    again = s.get_trials()[-1]
+    assert again.value == 12.5 and again.user_attrs["ganpipe.same_as_trial"] == 0
+    assert again.user_attrs["ganpipe.mlflow_run"] == "abc"
+    assert not worker.log_dir(ROOT, job.study).exists()  # no experiment ran
+
+
+def test_each_worker_runs_its_trials_on_its_own_gpu_with_the_trial_in_the_environment(tmp_path, monkeypatch):
+    import dataclasses
+    import os
+    import types
+
+    from ganpipe.tune import worker
+
+    opts = _opts(tmp_path, gpus=["0", "1"], workers=2)
+    job = dataclasses.replace(study.prepare(ROOT, opts), root=tmp_path, worker=1, gpu="1")
+    seen = {}
+
+    def popen(cmd, **kwargs):
+        seen.update(cmd=cmd, env=kwargs["env"])
+        return types.SimpleNamespace(wait=lambda: 0, pid=0)
+
+    monkeypatch.setattr(worker.subprocess, "Popen", popen)
+    code, log = worker._run_experiment(job, types.SimpleNamespace(number=4, _trial_id=9), "s-t4", {"train.g_lr": 2e-4})
+    assert code == 0 and log == tmp_path / ".ganpipe" / "tune" / job.study / "t4.log"
+    assert seen["cmd"][-2:] == ["-S", "train.g_lr=0.0002"]  # the drawn value last: it wins over the config's
+    assert seen["cmd"][seen["cmd"].index("run"):seen["cmd"].index("run") + 4] == ["run", "--temp", "-n", "s-t4"]
+    env = seen["env"]
+    assert env["CUDA_VISIBLE_DEVICES"] == "1"
+    assert (env[link.TRIAL_ENV], env[link.TRIAL_ID_ENV], env[link.STUDY_ENV]) == ("4", "9", job.study)
+    assert env[link.WORKER_ENV] == str(os.getpid()) and env[link.STORAGE_ENV] == job.storage_url
