@@ -227,7 +227,7 @@ def _check_reports(repo, env, tmp_path, runs) -> None:
         done = ganpipe(repo, env, "report", target, "-o", str(tmp_path / f"{target}.html"))
         assert done.returncode == 0 and f"wrote {tmp_path / target}.html" in done.stdout, done.stderr[-2000:]
     missing = ganpipe(repo, env, "report", "no-such-thing")
-    assert missing.returncode == 1 and "no finished training run, experiment or config named" in missing.stderr
+    assert missing.returncode == 1 and "no finished training run, experiment, config or study named" in missing.stderr
     group, single = (open_in_chromium(tmp_path / f"{t}.html") for t in ("quick", "quick-s1-2"))
     if group is None:
         pytest.skip("no headless Chromium here for the report pages (apt-get install chromium chromium-driver)")
