@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ganpipe.console import note
 from ganpipe.errors import ConfigError, TuneError
 from ganpipe.params import config
 from ganpipe.tune import link, space as spaces, storage
@@ -137,9 +138,9 @@ def run(root: Path, opts: Options) -> str:
     """Run the study's workers until it holds opts.trials finished trials; the summary."""
     job = prepare(root, opts)
     study = open_study(job, opts)
-    print(f"study {job.study} in {storage.redact(job.storage_url)}: {opts.trials} finished trials wanted, "
-          f"{opts.workers} worker(s) here{'; GPUs ' + ','.join(opts.gpus) if opts.gpus else ''}; logs in "
-          f".ganpipe/tune/{job.study}/", flush=True)
+    note(f"study {job.study} in {storage.redact(job.storage_url)}: {opts.trials} finished trials wanted, "
+         f"{opts.workers} worker(s) here{'; GPUs ' + ','.join(opts.gpus) if opts.gpus else ''}; logs in "
+         f".ganpipe/tune/{job.study}/")
     jobs = [replace(job, worker=i, gpu=opts.gpus[i] if opts.gpus else None) for i in range(opts.workers)]
     if len(jobs) == 1:
         work(jobs[0])

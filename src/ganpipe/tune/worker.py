@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ganpipe.console import note
 from ganpipe.errors import TuneError
 from ganpipe.params.config import TrackingConfig
 from ganpipe.tune import link, storage
@@ -134,7 +135,7 @@ def _result(values):
 
 
 def _say(job: Job, number: int, text: str) -> None:
-    print(f"[worker {job.worker}] trial {number}: {text}", flush=True)
+    note(f"[worker {job.worker}] trial {number}: {text}")
 
 
 def _same_params(trial, values: dict) -> object | None:
