@@ -135,6 +135,8 @@ def _score_verb(verb) -> None:
 
 
 def _tune_verb(verb) -> None:
+    from ganpipe.tune.storage import PRUNERS
+
     tune = verb("tune", "search params with Optuna (TPE): each trial a DVC experiment of the config with sampled "
                         "params, tagged in MLflow; several workers, machines (a shared database) and GPUs",
                 "ganpipe tune colour --space space.yaml --trials 20",
@@ -153,7 +155,7 @@ def _tune_verb(verb) -> None:
     tune.add_argument("--study", help="the study's name (default: CONFIG-SPACE); the same name joins it")
     tune.add_argument("--storage", help="the study's database URL (default: $GANPIPE_TUNE_STORAGE, else "
                                         "sqlite:///.ganpipe/tune.db in the project)")
-    tune.add_argument("--prune", nargs="?", const="median", choices=["median", "halving"],
+    tune.add_argument("--prune", nargs="?", const="median", choices=list(PRUNERS),
                       help="stop trials whose scores during training fall behind (median, the default, or "
                            "successive halving)")
     tune.add_argument("--prune-startup", type=int, default=5, metavar="N",

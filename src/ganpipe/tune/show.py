@@ -73,7 +73,7 @@ def best_trials(study) -> list:
         return []
 
 
-def summary(study, tracking=None) -> str:
+def summary(study) -> str:
     """What a finished `ganpipe tune` prints: the counts, the best trial(s) and how to reproduce them."""
     trials = study.get_trials(deepcopy=False)
     metrics = [m for m, _ in study.user_attrs.get("ganpipe.defines", {}).get("objectives", [])]

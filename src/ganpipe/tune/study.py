@@ -18,7 +18,7 @@ from ganpipe.console import note
 from ganpipe.errors import ConfigError, TuneError
 from ganpipe.params import config
 from ganpipe.tune import link, space as spaces, storage
-from ganpipe.tune.worker import Job, work
+from ganpipe.tune.worker import Job, experiment_refs, work
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")  # a DVC experiment name's prefix: a git ref part
 DEFINES = "ganpipe.defines"  # the study's user attribute holding what defines it
@@ -123,10 +123,7 @@ def open_study(job: Job, opts: Options):
 def _check_names_free(job: Job) -> None:
     """A new study's trials are named STUDY-t0, -t1, ...: experiments of an earlier study of that name (whose
     database was deleted) would make every trial fail on DVC's name check."""
-    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=job.root,
-                          capture_output=True, text=True).stdout.split()
-    names = (ref.rsplit("/", 1)[-1] for ref in refs)
-    taken = sorted(n for n in names if re.fullmatch(rf"{re.escape(job.study)}-t\d+", n))
+    taken = sorted(n for n in experiment_refs(job.root) if re.fullmatch(rf"{re.escape(job.study)}-t\d+", n))
     if taken:
         raise TuneError(f"this clone has DVC experiments named like the trials of a new study {job.study!r} "
                         f"({', '.join(taken[:3])}{', ...' if len(taken) > 3 else ''}), from an earlier study of "
@@ -148,7 +145,7 @@ def run(root: Path, opts: Options) -> str:
         _parallel(jobs)
     from ganpipe.tune import show
 
-    return show.summary(study, job.tracking)
+    return show.summary(study)
 
 
 def _parallel(jobs: list[Job]) -> None:

@@ -48,6 +48,13 @@ def log_dir(root: Path, study: str) -> Path:
     return root / ".ganpipe" / "tune" / study
 
 
+def experiment_refs(root: Path) -> dict[str, str]:
+    """This clone's DVC experiments: name -> git ref (refs/exps/<baseline>/<name>)."""
+    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=root, capture_output=True,
+                          text=True).stdout.split()
+    return {ref.rsplit("/", 1)[-1]: ref for ref in refs}
+
+
 def experiment_name(study: str, number: int) -> str:
     return f"{study}-t{number}"
 
@@ -66,12 +73,14 @@ def work(job: Job) -> int:
     ran = 0
     while True:
         fail_stale_trials(study)  # a killed worker's trial: FAIL, and re-queued (storage.MAX_RETRY)
-        states = [t.state for t in study.get_trials(deepcopy=False)]
+        trials = study.get_trials(deepcopy=False)
+        states = [t.state for t in trials]
         finished = sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states)
         if finished >= job.trials:
             return ran
-        failed = sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-                     if not _retried(study, t.number))
+        # the heartbeat's retry lists the trials it re-runs: those failures are being made good
+        retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+        failed = sum(1 for t in trials if t.state == TrialState.FAIL and t.number not in retried)
         if failed >= max(MAX_FAILED, job.trials):
             raise TuneError(f"{failed} trials of study {job.study} failed; their logs are in "
                             f"{log_dir(job.root, job.study)}/ (`ganpipe tune --show {job.study}` lists them)")
@@ -83,18 +92,13 @@ def work(job: Job) -> int:
         ran += 1
 
 
-def _retried(study, number: int) -> bool:
-    """Whether a later trial re-runs trial `number` (the heartbeat's retry lists the trials it re-runs)."""
-    return any(number in t.system_attrs.get("retry_history", ()) for t in study.get_trials(deepcopy=False))
-
-
 def objective(job: Job, trial) -> float | tuple[float, ...]:
     """One trial: its params, its DVC experiment, its objective values from MLflow."""
     import optuna
 
     values = {d.key: d.suggest(trial) for d in job.space.dimensions}
     trial.set_user_attr("ganpipe.worker", f"{os.uname().nodename}:{os.getpid()}")
-    earlier = _same_params(trial, values)
+    earlier = _same_params(trial)
     if earlier is not None:  # same params, same bytes: DVC would restore them from its run cache anyway
         for key, value in earlier.user_attrs.items():
             trial.set_user_attr(key, value)
@@ -138,7 +142,7 @@ def _say(job: Job, number: int, text: str) -> None:
     note(f"[worker {job.worker}] trial {number}: {text}")
 
 
-def _same_params(trial, values: dict) -> object | None:
+def _same_params(trial) -> object | None:
     from optuna.trial import TrialState
 
     for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -208,9 +212,7 @@ def _generator_sha256(root: Path, name: str) -> str | None:
 
     import yaml
 
-    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=root, capture_output=True,
-                          text=True).stdout.split()
-    ref = next((r for r in refs if r.rsplit("/", 1)[-1] == name), None)
+    ref = experiment_refs(root).get(name)
     if ref is None:
         return None
     lock = yaml.safe_load(subprocess.run(["git", "show", f"{ref}:dvc.lock"], cwd=root, capture_output=True,
