@@ -237,13 +237,18 @@ def heldout_all(args) -> None:
     score = lambda f: (metrics.frechet_distance(*metrics.feature_stats(f), *ref_stats),  # noqa: E731
                        metrics.kid(f, ref, 100, size)[0])
     rows = [f"device: {stats['device']}; Inception-V3 space, n = {args.n:,} samples per arm against the "
-            f"{len(ref):,} held-out images", "| arm | budget (s) | FID vs held-out | KID vs held-out |", "|---|---|---|---|"]
+            f"{len(ref):,} held-out images; ADA's p and r_t as of the last epoch before sampling",
+            "| arm | budget (s) | trained (s) | images seen | FID vs held-out | KID vs held-out | ADA p | ADA r_t |",
+            "|---|---|---|---|---|---|---|---|"]
     for key in keys:
         name, seconds = key.rsplit("-", 1)
         fid, kid = score(feats(key, load_file(str(args.out / f"{name}.safetensors"))[seconds][: args.n]))
-        rows.append(f"| {name} | {seconds[:-1]} | {fid:.2f} | {kid:.4f} |")
+        s = stats[key]
+        ada = [f"{s[k]:.3f}" if k in s else "-" for k in ("augment/p", "augment/r_t")]
+        rows.append(f"| {name} | {seconds[:-1]} | {s['train_s']:.0f} | {s['images_seen']:,} | {fid:.2f} | {kid:.4f} | "
+                    f"{ada[0]} | {ada[1]} |")
     fid, kid = score(feats("train", train.images[draw]))
-    rows.append(f"| {args.n:,} real training images (the ceiling) | | {fid:.2f} | {kid:.4f} |")
+    rows.append(f"| {args.n:,} real training images (the ceiling) | | | | {fid:.2f} | {kid:.4f} | | |")
     print("\n".join(rows))
 
 

@@ -124,12 +124,19 @@ def team_work(tmp_path_factory):
 SLOW_TIERS = ("e2e", "team")  # folders of tests/ whose every test runs real pipelines or servers
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (its own hook adds them to the test ids)
 def pytest_collection_modifyitems(config, items):
     """Tests in tests/e2e and tests/team are marked `slow` by their folder, so no slow module goes unmarked.
-    Tests marked `gpu` run only where torch sees a CUDA GPU; elsewhere they are reported as skipped."""
+    Each test gets its xdist group (tests/helpers/groups.py), and the two longest groups go first, so that
+    `make test`'s two processes start with them and the short files fill in after. Tests marked `gpu` run
+    only where torch sees a CUDA GPU; elsewhere they are reported as skipped."""
+    from helpers import groups
+
     for item in items:
         if Path(item.path).parent.name in SLOW_TIERS and Path(item.path).parent.parent == ROOT / "tests":
             item.add_marker(pytest.mark.slow)
+        item.add_marker(pytest.mark.xdist_group(groups.group(Path(item.path))))
+    items.sort(key=lambda item: groups.order(Path(item.path)))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")

@@ -1,0 +1,37 @@
+"""Which tests share a process under `make test` (pytest-xdist, `--dist loadgroup`; conftest.py marks them).
+
+Tests that share a heavy session fixture run in one process, in their collected order, so each fixture is built
+once: the e2e tier shares its tiny repo (`repo`); the team tier shares the team stack (`team`, `team_work`) and
+builds its own repo, which test_stage_deps also copies (it runs first in that group); the validation tier shares
+its Inception features (`net`, `feats`). Every other file is a group of its own, so its module fixtures are built
+once too. tests/unit/test_suite_groups.py checks that no file outside these groups asks for their fixtures."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpers import ROOT
+
+TESTS = ROOT / "tests"
+TEAM_GROUP_FILES = ("stages/test_stage_deps.py",)  # uses `repo`: runs in the team group, which builds one anyway
+SHARED = {  # group -> the session fixtures only it may use
+    "e2e": {"repo"}, "team": {"repo", "team", "team_work"}, "validation": {"net", "feats"},
+}
+LONGEST_FIRST = ("e2e", "team")  # the two longest groups start at once, one per process
+
+
+def group(path: Path) -> str:
+    if not Path(path).is_relative_to(TESTS):  # a test file given from elsewhere: a group of its own
+        return str(path)
+    relative = Path(path).relative_to(TESTS).as_posix()
+    if relative in TEAM_GROUP_FILES:
+        return "team"
+    tier = relative.split("/")[0]
+    return tier if tier in SHARED else relative
+
+
+def order(path: Path) -> tuple[int, bool]:
+    """A sort key: the longest groups first, and test_stage_deps at the head of its group (sorting is stable,
+    so the collected order holds inside a group)."""
+    name = group(path)
+    first = LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+    return first, not any(Path(path) == TESTS / f for f in TEAM_GROUP_FILES)
