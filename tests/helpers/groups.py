@@ -1,4 +1,5 @@
-"""Which tests share a process under `make test` (pytest-xdist, `--dist loadgroup`; conftest.py marks them).
+"""Which tests share a process under `make test` (pytest-xdist, `-n 2 --dist loadgroup`; conftest.py hands xdist
+the scheduler below).
 
 Tests that share a heavy session fixture run in one process, in their collected order, so each fixture is built
 once: the e2e tier shares its tiny repo (`repo`); the team tier shares the team stack (`team`, `team_work`) and
@@ -35,3 +36,19 @@ def order(path: Path) -> tuple[int, bool]:
     name = group(path)
     first = LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
     return first, not any(Path(path) == TESTS / f for f in TEAM_GROUP_FILES)
+
+
+def scope(nodeid: str) -> str:
+    """The group of a test id ("tests/unit/test_x.py::test_y[...]", relative to the repository)."""
+    return group(ROOT / nodeid.split("::", 1)[0])
+
+
+def scheduler(config, log):
+    """xdist's scope scheduler with these groups as its scopes: a scope goes whole to one process, in order."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return scope(nodeid)
+
+    return GroupScheduling(config, log)

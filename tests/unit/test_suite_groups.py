@@ -4,9 +4,12 @@ repo, a second team stack on other ports), so every such use must be inside its 
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
+import sys
 from pathlib import Path
 
-from helpers import groups
+from helpers import ROOT, groups
 
 FILES = sorted(groups.TESTS.rglob("test_*.py"))
 
@@ -47,3 +50,25 @@ def test_the_longest_groups_come_first_and_test_stage_deps_heads_the_team_group(
     team = [p.relative_to(groups.TESTS).as_posix() for p, n in zip(ordered, names) if n == "team"]
     assert team[0] == "stages/test_stage_deps.py" and all(t.startswith("team/") for t in team[1:])
     assert groups.group(groups.TESTS / "unit" / "test_losses.py") == "unit/test_losses.py"
+
+
+def test_a_test_id_maps_to_its_group():
+    assert {groups.scope(f"tests/e2e/{f}::test_x") for f in ("test_pipeline_e2e.py", "test_tune_e2e.py")} == {"e2e"}
+    assert {groups.scope("tests/team/test_team.py::t"), groups.scope("tests/stages/test_stage_deps.py::t[a::b]")} \
+        == {"team"}
+    assert groups.scope("tests/validation/test_inception.py::test_w") == "validation"
+    assert groups.scope("tests/unit/test_losses.py::t[1]") == "unit/test_losses.py" != groups.scope(
+        "tests/unit/test_metrics.py::t")
+
+
+def test_on_two_processes_each_group_runs_whole_in_one():
+    """The wiring itself (conftest.py's scheduler hook), on two small files: xdist's own group marks once stopped
+    taking effect unnoticed."""
+    files = ["tests/unit/test_tables.py", "tests/unit/test_suite_groups.py"]
+    done = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-v", "-p",
+                           "no:cacheprovider", "-k", "not two_processes", *files], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stdout[-3000:]
+    ran = re.findall(r"^\[(gw\d)\] .*PASSED (tests/\S+?)::", done.stdout, re.MULTILINE)
+    workers = {f: {w for w, path in ran if path == f} for f in files}
+    assert all(len(w) == 1 for w in workers.values()) and len(ran) >= 8, (workers, done.stdout[-3000:])
