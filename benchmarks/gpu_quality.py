@@ -151,6 +151,13 @@ def train_all(args) -> None:
     keep(PEER, budgets[-1], peer_dcgan.sample(G, args.n), last)
 
 
+def budget_keys(stats: dict, budgets: list[int] | None) -> list[str]:
+    """The "ARM-SECONDSs" keys of train.json (of the budgets named; default all), by arm, then budget."""
+    keys = [k for k in stats if k.endswith("s") and "-" in k
+            and (not budgets or int(k.rsplit("-", 1)[1][:-1]) in budgets)]
+    return sorted(keys, key=lambda k: (k.rsplit("-", 1)[0], int(k.rsplit("-", 1)[1][:-1])))
+
+
 def score_all(args) -> None:
     import colour_results
     from safetensors.torch import load_file, save_file
@@ -170,8 +177,7 @@ def score_all(args) -> None:
     cfg = config.from_dict(params)
     cwd = os.getcwd()
     os.chdir(base)
-    keys = sorted(k for k in stats if k.endswith("s") and "-" in k
-                  and (not args.budgets or int(k.rsplit("-", 1)[1][:-1]) in args.budgets))
+    keys = budget_keys(stats, args.budgets)
     try:
         for key in keys:
             name, seconds = key.rsplit("-", 1)
@@ -228,8 +234,7 @@ def heldout_all(args) -> None:
 
     ref = feats("heldout", held.images)
     draw = torch.randperm(len(train.images), generator=torch.Generator().manual_seed(0))[: args.n].sort().values
-    keys = sorted(k for k in stats if k.endswith("s") and "-" in k
-                  and (not args.budgets or int(k.rsplit("-", 1)[1][:-1]) in args.budgets))
+    keys = budget_keys(stats, args.budgets)
     size = min(args.n, len(ref))  # KID's subsets: at most the smaller set
     ref_stats = metrics.feature_stats(ref)
     # FID from the two sets' statistics even below 2,048 images (a singular covariance is fine for the distance
