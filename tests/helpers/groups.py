@@ -31,8 +31,8 @@ def group(path: Path) -> str:
 
 
 def order(path: Path) -> tuple[int, bool]:
-    """A sort key: the longest groups first, and test_stage_deps at the head of its group (sorting is stable,
-    so the collected order holds inside a group)."""
+    """A sort key: the longest groups first (as one process runs them), and test_stage_deps at the head of its
+    group (sorting is stable, so the collected order holds inside a group)."""
     name = group(path)
     first = LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
     return first, not any(Path(path) == TESTS / f for f in TEAM_GROUP_FILES)
@@ -43,7 +43,7 @@ def scope(nodeid: str) -> str:
     return group(ROOT / nodeid.split("::", 1)[0])
 
 
-def scheduler(config, log):
+def scheduler_class():
     """xdist's scope scheduler with these groups as its scopes: a scope goes whole to one process, in order."""
     from xdist.scheduler import LoadScopeScheduling
 
@@ -51,4 +51,16 @@ def scheduler(config, log):
         def _split_scope(self, nodeid: str) -> str:
             return scope(nodeid)
 
-    return GroupScheduling(config, log)
+        def _assign_work_unit(self, node) -> None:
+            # xdist queues the groups by their number of tests; the longest in time go first instead, one per
+            # process, so that neither is left to start last
+            first_left = next((g for g in LONGEST_FIRST if g in self.workqueue), None)
+            if first_left is not None:
+                self.workqueue.move_to_end(first_left, last=False)
+            super()._assign_work_unit(node)
+
+    return GroupScheduling
+
+
+def scheduler(config, log):
+    return scheduler_class()(config, log)

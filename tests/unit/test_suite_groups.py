@@ -72,3 +72,20 @@ def test_on_two_processes_each_group_runs_whole_in_one():
     ran = re.findall(r"^\[(gw\d)\] .*PASSED (tests/\S+?)::", done.stdout, re.MULTILINE)
     workers = {f: {w for w, path in ran if path == f} for f in files}
     assert all(len(w) == 1 for w in workers.values()) and len(ran) >= 8, (workers, done.stdout[-3000:])
+
+
+def test_the_two_longest_groups_are_handed_out_first_whatever_their_number_of_tests(monkeypatch):
+    from collections import OrderedDict
+
+    from xdist.scheduler import LoadScopeScheduling
+
+    handed = []
+    monkeypatch.setattr(LoadScopeScheduling, "_assign_work_unit",
+                        lambda self, node: handed.append(self.workqueue.popitem(last=False)[0]))
+    sched = object.__new__(groups.scheduler_class())
+    # as xdist queues them: most tests first
+    sched.workqueue = OrderedDict((g, {f"{g}::t{i}": False for i in range(n)})
+                                  for g, n in (("unit/test_a.py", 50), ("e2e", 30), ("team", 12), ("validation", 9)))
+    for _ in range(4):
+        sched._assign_work_unit(None)
+    assert handed == ["e2e", "team", "unit/test_a.py", "validation"]
