@@ -19,11 +19,8 @@ $(STAMP): requirements.lock requirements-fid.txt pyproject.toml
 repro: $(STAMP)
 	PATH=$(BIN):$$PATH dvc repro
 
-# Two processes (pytest-xdist): much of the suite is starting processes, one-threaded tests and waiting on
-# servers, which leave a core idle. tests/conftest.py keeps the tests that share a heavy fixture in one process.
-WORKERS ?= 2
 test: $(STAMP)
-	PATH=$(BIN):$$PATH python -m pytest -q -n $(WORKERS) --dist loadgroup
+	PATH=$(BIN):$$PATH python -m pytest -q
 
 # The inner loop: the unit tier only (tests/unit), a minute or two. `make test` is what CI runs.
 check: $(STAMP)

@@ -126,32 +126,16 @@ SLOW_TIERS = ("e2e", "team")  # folders of tests/ whose every test runs real pip
 
 def pytest_collection_modifyitems(config, items):
     """Tests in tests/e2e and tests/team are marked `slow` by their folder, so no slow module goes unmarked.
-    The two longest groups of tests/helpers/groups.py go first, so that `make test`'s two processes start with
-    them and the short files fill in after. Tests marked `gpu` run only where torch sees a CUDA GPU; elsewhere
-    they are reported as skipped."""
-    from helpers import groups
-
+    Tests marked `gpu` run only where torch sees a CUDA GPU; elsewhere they are reported as skipped."""
     for item in items:
         if Path(item.path).parent.name in SLOW_TIERS and Path(item.path).parent.parent == ROOT / "tests":
             item.add_marker(pytest.mark.slow)
-    items.sort(key=lambda item: groups.order(Path(item.path)))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
-
-
-def pytest_xdist_make_scheduler(config, log):
-    """`make test` (`-n 2 --dist loadgroup`): each group of tests/helpers/groups.py runs whole in one process.
-    pytest-xdist's own groups (the xdist_group mark) do not take under pytest 9, which ignores the test-id
-    suffix xdist sets, so the groups are given here, by test id."""
-    if config.getvalue("dist") != "loadgroup":
-        return None
-    from helpers import groups
-
-    return groups.scheduler(config, log)
 
 
 _tier_seconds: dict[str, float] = {}
