@@ -138,6 +138,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def _cpu_line() -> str:
+    """The CPU the suite ran on, for CI's log: bitwise results and bf16 speed differ by CPU kind."""
+    import os
+
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "cpu: unknown (no /proc/cpuinfo)"
+    name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "?")
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
+    return (f"cpu: {name}; {len(os.sched_getaffinity(0))} usable of {os.cpu_count()}; flags {' '.join(shown)}; "
+            f"torch {torch.__version__}")
+
+
 _tier_seconds: dict[str, float] = {}
 
 
@@ -148,7 +163,9 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """One line with the seconds spent per tier, for CONTRIBUTING.md's table (`make check` runs unit alone)."""
+    """One line with the seconds spent per tier, for CONTRIBUTING.md's table (`make check` runs unit alone), and
+    one naming the CPU."""
+    terminalreporter.write_line(_cpu_line())
     if _tier_seconds:
         parts = ", ".join(f"{tier} {seconds:.0f} s" for tier, seconds in sorted(_tier_seconds.items()))
         terminalreporter.write_line(f"time per tier: {parts}")

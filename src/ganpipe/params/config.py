@@ -175,12 +175,14 @@ class SampleConfig:
     classes: Optional[tuple[int, ...]]  # conditional models: the classes to sample, in turn; null = every class
     seed: int
     from_: str  # `from` in params: last (the generator at the end of training) | best (the best-scored one)
+    threads: int  # torch CPU results change with the thread count: a fixed count repeats on any machine
 
     def __post_init__(self) -> None:
         _positive(self, "sample", ("batch_size",))
         _within(self, "sample", ("n",), 1, MAX_SAMPLES)
         _within(self, "sample", ("grid_rows",), 1, 64)  # a grid of up to 64 x 64 samples, drawn every epoch
         _within(self, "sample", ("seed",), 0, MAX_SEED)
+        _within(self, "sample", ("threads",), 1, MAX_THREADS)
         _require(self.from_ in SAMPLE_FROM, "sample.from", f"must be one of {list(SAMPLE_FROM)}", self.from_)
         _require(self.classes is None or (len(self.classes) > 0 and min(self.classes) >= 0), "sample.classes",
                  "must be null or a non-empty list of class indices", self.classes)
@@ -203,6 +205,7 @@ class EvaluateConfig:
     copy_cells: int  # k-means cells of the data-copying test C_T (Meehan et al. 2020)
     fid_infinity_points: int  # Inception FID extrapolated to infinite n from this many subset sizes; 0 = off
     reference_n: Optional[int]  # at most this many images of each real split are the reference; None = all
+    threads: int  # of evaluate and reference: the scores repeat bitwise for a fixed count, not across counts
 
     def __post_init__(self) -> None:
         _positive(self, "evaluate", ("batch_size", "is_splits", "pr_k", "dc_k", "inception_batch"))
@@ -215,6 +218,7 @@ class EvaluateConfig:
         _require(self.reference_n is None or 10 <= self.reference_n <= MAX_SAMPLES, "evaluate.reference_n",
                  f"must be null (every image) or in [10, {MAX_SAMPLES:,}]", self.reference_n)
         _within(self, "evaluate", ("kid_subsets",), 1, 10_000)
+        _within(self, "evaluate", ("threads",), 1, MAX_THREADS)
         _within(self, "evaluate", ("kid_subset_size",), 2, MAX_SAMPLES)  # unbiased MMD^2 needs pairs
         _require(0 < self.confidence < 1, "evaluate.confidence", "must be in (0, 1)", self.confidence)
         _require(0 < self.cover_share <= 1, "evaluate.cover_share", "must be in (0, 1]", self.cover_share)

@@ -41,6 +41,9 @@ def score(clf_path: Path, images: torch.Tensor, requested: torch.Tensor | None, 
     """(every score of `images` in the configured spaces with their protocols, timings, closest-pairs grid
     images). `what` names the images in a refusal. Timings stay out of the result: its bytes must repeat."""
     ev = cfg.evaluate
+    # not the machine's count: a large-K matmul (the classifier's last layer) sums in an order set by the thread
+    # count, and the scores must repeat on a clone with more cores (tests/stages/test_threads.py)
+    torch.set_num_threads(ev.threads)
     start = time.perf_counter()
     result: dict = {}
     timings: dict[str, float] = {}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import torch
+
 from ganpipe.checkpoint import file_sha256
 from ganpipe.console import note
 from ganpipe.data.imagefiles import read_samples
@@ -38,6 +40,7 @@ def evaluate_samples(cfg: Config, samples: Path, out: Path | None, log_run: str 
     clf_sha = file_sha256(clf_path) if clf_path.is_file() else ""
     trained_with = classifier.load(clf_path).trained_with if cfg.evaluate.uses("classifier") else {}
     if cfg.evaluate.uses("inception"):
+        torch.set_num_threads(cfg.evaluate.threads)  # as the reference stage: its features repeat on any machine
         cfg = ensure_reference(cfg, info, train_split, holdout)
     tracking_cfg = dataclasses.replace(cfg.tracking, enabled=True)
     if log_run:

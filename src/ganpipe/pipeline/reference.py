@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 
+import torch
+
 from ganpipe.data.prepared import read_prepared
 from ganpipe.eval import inception, reference
 from ganpipe.params.config import Config
 
 
 def run(cfg: Config) -> dict:
+    torch.set_num_threads(cfg.evaluate.threads)  # the features repeat bitwise for a fixed count only
     info, train_split, holdout = read_prepared(cfg.paths.prepared)
     out, cap = cfg.paths.inception_reference, cfg.evaluate.reference_n
     if not cfg.evaluate.uses("inception"):

@@ -3,6 +3,7 @@ grid of the first ones.
 The samples file records the generator's hash and the sample params, so `evaluate` knows what it scores."""
 from __future__ import annotations
 
+import torch
 
 from ganpipe.checkpoint import file_sha256
 from ganpipe.data.images import make_grid, save_png
@@ -13,6 +14,7 @@ from ganpipe.params.config import Config
 
 
 def run(cfg: Config) -> int:
+    torch.set_num_threads(cfg.sample.threads)  # not the machine's count: the bytes must repeat on another machine
     # sample.from: the generator at the end of training, or the best-scored one (train writes both)
     path = cfg.paths.generator_best if cfg.sample.from_ == "best" else cfg.paths.generator
     gen = sampling.load_generator(path)

@@ -26,7 +26,7 @@ DEFAULT_N_FROM_RUN = 10_000  # images drawn from a run's generator when --n is n
 DEFAULTS = {"batch_size": 250, "is_splits": 10, "confidence": 0.9, "cover_share": 0.1, "kid_subsets": 100,
             "kid_subset_size": 1000, "pr_k": 3, "dc_k": 5, "features": "inception", "inception_n": 5000,
             "inception_batch": 16, "copy_quantile": 0.05, "copy_cells": 5, "fid_infinity_points": 15,
-            "reference_n": 50_000}
+            "reference_n": 50_000, "threads": 2}
 
 
 def default_evaluate() -> EvaluateConfig:
@@ -80,6 +80,7 @@ def run(req: Request, cfg: EvaluateConfig, tracking: TrackingConfig) -> dict:
         raise ConfigError(f"--n must be at least 10, got {req.n}")
     if req.batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {req.batch_size}")
+    torch.set_num_threads(cfg.threads)  # features (and the cached real ones) repeat for a fixed count only
     real, fake = _side(req.real, req, tracking), _side(req.fake, req, tracking)
     loaded: list[inception.FeatureNet] = []
 
