@@ -70,6 +70,30 @@ def test_a_study_is_joined_only_with_the_same_definition(tmp_path):
         study.open_study(study.prepare(ROOT, opts), _opts(tmp_path))
 
 
+def test_a_worker_that_finds_the_study_created_but_not_yet_defined_waits_for_its_creator(tmp_path, monkeypatch):
+    """Two clones starting at once: one creates the study, the other loads it before the creator has recorded
+    its definition (two calls in Optuna). The joiner waits for it; one whose creator died is told what to do."""
+    import threading
+
+    opts = _opts(tmp_path, prune="median", prune_startup=2)
+    job = study.prepare(ROOT, opts)
+    wanted = study.defines(job, opts, job.root)
+    store = storage.open_storage(job.storage_url)
+    created = optuna.create_study(study_name=job.study, storage=store)
+    later = threading.Timer(0.6, lambda: (created.set_user_attr(link.PRUNER_ATTR, wanted["pruner"]),
+                                          created.set_user_attr(study.DEFINES, wanted)))
+    later.start()
+    joined = study.open_study(job, opts)
+    later.join()
+    assert joined._study_id == created._study_id and joined.user_attrs[study.DEFINES] == wanted
+
+    monkeypatch.setattr(study, "DEFINE_WAIT_S", 0.5)
+    orphan = _opts(tmp_path, study="orphan")
+    optuna.create_study(study_name="orphan", storage=store)
+    with pytest.raises(TuneError, match="'orphan' .* exists but its definition was never recorded.*--study NEW_NAME"):
+        study.open_study(study.prepare(ROOT, orphan), orphan)
+
+
 def test_an_unreachable_storage_is_one_error_naming_it_without_its_password():
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))

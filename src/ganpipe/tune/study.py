@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import re
 import subprocess
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from ganpipe.tune.worker import Job, experiment_refs, work
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")  # a DVC experiment name's prefix: a git ref part
 DEFINES = "ganpipe.defines"  # the study's user attribute holding what defines it
+DEFINE_WAIT_S = 60.0  # how long a joiner waits for a study's creator to record its definition
 
 
 @dataclass(frozen=True)
@@ -105,12 +107,13 @@ def open_study(job: Job, opts: Options):
         _check_names_free(job)
     try:
         study = optuna.create_study(study_name=job.study, storage=store, directions=job.space.directions)
-        study.set_user_attr(DEFINES, wanted)
+        # the definition last: a joiner that sees it sees the pruner too
         study.set_user_attr(link.PRUNER_ATTR, wanted["pruner"])
+        study.set_user_attr(DEFINES, wanted)
         return study
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=job.study, storage=store)
-    have = study.user_attrs.get(DEFINES, {})
+    have = _definition(study, job)
     for key, what in (("commit", "git commit (check out the same commit in every clone)"),
                       ("sets", "config and -S values"), ("space", f"search space ({opts.space})"),
                       ("objectives", "objectives"), ("pruner", "--prune options")):
@@ -118,6 +121,21 @@ def open_study(job: Job, opts: Options):
             raise TuneError(f"study {job.study!r} in {storage.redact(job.storage_url)} was made with another "
                             f"{what}: run the same, or start a new study with --study NEW_NAME")
     return study
+
+
+def _definition(study, job: Job) -> dict:
+    """The study's recorded definition. Optuna creates a study and sets its attributes in separate calls, so a
+    worker that starts beside the study's creator (two clones at once) can find it created but not yet defined:
+    wait for the creator to record it rather than refuse the study as "another commit"."""
+    deadline = time.monotonic() + DEFINE_WAIT_S
+    while DEFINES not in study.user_attrs:
+        if time.monotonic() > deadline:
+            raise TuneError(f"study {job.study!r} in {storage.redact(job.storage_url)} exists but its definition "
+                            f"was never recorded (the call that created it stopped at once): start a new study "
+                            f"with --study NEW_NAME, or delete this one (`optuna delete-study --study-name "
+                            f"{job.study} --storage URL`)")
+        time.sleep(0.2)
+    return study.user_attrs[DEFINES]
 
 
 def _check_names_free(job: Job) -> None:
