@@ -63,7 +63,7 @@ def decode_speed(folder: Path, size: int) -> dict[str, float]:
         imgfolder.workers = lambda procs=procs: procs
         try:
             start = time.perf_counter()
-            imgfolder.decode(folder, sub, size, 3)
+            imgfolder.decode(sub, size, 3)
             out[f"decode_images_per_s_{procs}_proc"] = len(sub.files) / (time.perf_counter() - start)
         finally:
             imgfolder.workers = original

@@ -152,7 +152,7 @@ def test_parallel_decoding_equals_serial_decoding(tmp_path):
     for i in range(300):  # enough files for a worker pool (folder.decode starts one above 64 files per core)
         save(tmp_path / "img" / f"k{i % 3}" / f"{i:03d}.png", rng.integers(0, 256, (9, 13, 3), dtype=np.uint8))
     listing = folder.list_folder(tmp_path / "img")
-    decoded = folder.decode(tmp_path / "img", listing, 6, 3)
+    decoded = folder.decode(listing, 6, 3)
     serial = np.stack([folder.fit(Image.open(p), 6, 3) for p in listing.files])
     assert np.array_equal(decoded.images, serial) and decoded.labels.tolist() == listing.labels.tolist()
 

@@ -3,6 +3,7 @@ checks and the verdict. The end-to-end reproduction is in test_pipeline_e2e.py."
 import subprocess
 
 import pytest
+import torch
 import yaml
 
 from ganpipe.keys import PRECISION_TAG
@@ -60,6 +61,19 @@ def test_exact_only_on_the_same_machine_kind():
     assert tolerance == 0.1 and "train.device: cpu -> cuda" in why
     assert expected_mode(target(machine=None), MACHINE, None)[0] is None  # not recorded: say so, expect exact
     assert expected_mode(target(), MACHINE, 0.02) == (0.02, "tolerance 2% as asked (each score by its kind)")
+
+
+def test_the_vector_isa_is_part_of_the_machine_kind():
+    """Two CPUs that a VM names alike ("Intel(R) Xeon(R) Processor") but whose kernels dispatch to other ISAs
+    compute other bytes: a tolerance, naming the ISA. The tag is what torch dispatches to on this machine."""
+    from ganpipe.track.provenance import machine
+
+    here = machine()
+    assert here["env.cpu_isa"] == torch.backends.cpu.get_cpu_capability() and here["env.cpu_isa"]
+    made = {**MACHINE, "env.cpu": "Intel(R) Xeon(R) Processor", "env.cpu_isa": "AVX512"}
+    tolerance, why = expected_mode(target(machine=made), {**made, "env.cpu_isa": "AVX2"}, None)
+    assert tolerance == 0.1 and "env.cpu_isa: AVX512 -> AVX2" in why
+    assert expected_mode(target(machine=made), made, None)[0] is None
 
 
 def test_the_resolved_precision_is_part_of_the_machine_kind():

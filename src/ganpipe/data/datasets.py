@@ -98,7 +98,7 @@ def _image_folder(cfg: DataConfig, progress: bool) -> Source:
     root = Path(cfg.root)
     listing = cap_listing(folder.list_folder(root), cfg)
     with tqdm(total=len(listing.files), desc="decode", unit="img", disable=not progress) as bar:
-        decoded = folder.decode(root, listing, cfg.image_size, cfg.channels or 3, bar.update)
+        decoded = folder.decode(listing, cfg.image_size, cfg.channels or 3, bar.update)
     n_bad = len(decoded.unreadable)
     if len(decoded.labels) == 0:
         raise DataError(f"none of the {len(listing.files)} image files in {root} could be read (e.g. "

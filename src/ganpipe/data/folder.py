@@ -191,7 +191,7 @@ class Decoder:
         return self.pool.imap(_decode, tasks, chunksize=16) if self.pool else map(_decode, tasks)
 
 
-def decode(root: Path, listing: Listing, size: int | None, channels: int, progress=None) -> Decoded:
+def decode(listing: Listing, size: int | None, channels: int, progress=None) -> Decoded:
     """Decode every listed file in parallel into one preallocated array (readable files only, in order).
     With size None, the first image's shorter side is the size of all."""
     n = len(listing.files)

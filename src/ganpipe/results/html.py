@@ -14,8 +14,8 @@ from ganpipe.results.groups import mean_std
 
 PROVENANCE = ("git.commit", "git.dirty", "dvc.exp_name", "dvc.exp_baseline", "dvc.params_changed", CONFIG_TAG,
               "data.name", DATA_TAG, "data.image_shape", GENERATOR_TAG, MODEL_URI_TAG, PRECISION_TAG,
-              "train.device", "env.cpu", "env.gpu", "env.gpu_uuid", "env.torch", "env.bf16", "tune.study",
-              "tune.trial", "tune.state")
+              "train.device", "env.cpu", "env.cpu_isa", "env.gpu", "env.gpu_uuid", "env.torch", "env.bf16",
+              "tune.study", "tune.trial", "tune.state")
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}
 td.n{text-align:right;font-variant-numeric:tabular-nums}figure{display:inline-block;margin:0 .5em .5em 0}

@@ -24,8 +24,8 @@ from ganpipe.params.config import TrackingConfig
 from ganpipe.track import tracking
 from ganpipe.track.tracking import RunRecord
 
-LINKED_TAGS = ("data.name", "env.torch", "env.cpu", "env.gpu", "env.bf16", "train.device",  # the training run's,
-               PRECISION_TAG)  # copied over
+LINKED_TAGS = ("data.name", "env.torch", "env.cpu", "env.cpu_isa", "env.gpu", "env.bf16",  # the training run's,
+               "train.device", PRECISION_TAG)  # copied over
 
 
 @dataclasses.dataclass(frozen=True)

@@ -69,7 +69,9 @@ def machine(device_type: str = "cpu", gpu_name: str | None = None) -> dict[str, 
     """What makes results bitwise repeatable besides the code and params (which carry the thread count): the
     torch build and the processor that ran the math. `ganpipe reproduce` expects identical bytes only when
     these match, and falls back to a tolerance otherwise. env.bf16 is whether the device does bf16 natively
-    (what train.precision: auto decides by)."""
+    (what train.precision: auto decides by). env.cpu_isa is the vector ISA torch's CPU kernels dispatch to
+    (AVX2, AVX512, ...): VMs often show only a family name ("Intel(R) Xeon(R) Processor") for CPUs whose
+    kernels, and so whose bytes, differ."""
     import torch
 
     from ganpipe.gan.devices import bf16_support
@@ -81,8 +83,8 @@ def machine(device_type: str = "cpu", gpu_name: str | None = None) -> dict[str, 
     except OSError:
         pass
     gpu = gpu_name or (torch.cuda.get_device_name() if device_type == "cuda" else "none")
-    return {"env.torch": torch.__version__, "env.cpu": cpu, "env.gpu": gpu, "train.device": device_type,
-            "env.bf16": bf16_support(torch.device(device_type))[1]}
+    return {"env.torch": torch.__version__, "env.cpu": cpu, "env.cpu_isa": torch.backends.cpu.get_cpu_capability(),
+            "env.gpu": gpu, "train.device": device_type, "env.bf16": bf16_support(torch.device(device_type))[1]}
 
 
 def data_tags(info: dict) -> dict[str, str]:
