@@ -128,14 +128,14 @@ def _definition(study, job: Job) -> dict:
     worker that starts beside the study's creator (two clones at once) can find it created but not yet defined:
     wait for the creator to record it rather than refuse the study as "another commit"."""
     deadline = time.monotonic() + DEFINE_WAIT_S
-    while DEFINES not in study.user_attrs:
+    while (defined := study.user_attrs.get(DEFINES)) is None:  # each read is one query to the storage
         if time.monotonic() > deadline:
             raise TuneError(f"study {job.study!r} in {storage.redact(job.storage_url)} exists but its definition "
                             f"was never recorded (the call that created it stopped at once): start a new study "
                             f"with --study NEW_NAME, or delete this one (`optuna delete-study --study-name "
                             f"{job.study} --storage URL`)")
         time.sleep(0.2)
-    return study.user_attrs[DEFINES]
+    return defined
 
 
 def _check_names_free(job: Job) -> None:
