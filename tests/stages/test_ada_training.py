@@ -45,6 +45,32 @@ def test_ada_trains_every_architecture_and_logs_p(tiny_params, arch, shape):
     assert all(v == v for v in last.values())
 
 
+class Drifted(torch.nn.Module):
+    """D with every logit moved by a constant: the same D to the rpgan loss and its penalties."""
+
+    def __init__(self, D: torch.nn.Module, drift: float):
+        super().__init__()
+        self.D, self.drift = D, drift
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.D(x, y) + self.drift
+
+
+def test_adaptive_p_under_rpgan_does_not_follow_a_drift_of_the_logits(tiny_params):
+    """In training, r_t under rpgan pairs each real image with its fake (losses.ada_evidence): D's logits moved
+    down or up by 30 log the same r_t and p, where the sign of D(real) alone would read -1 and +1."""
+    model_cfg, train_cfg = cfgs(tiny_params, {"arch": "dcgan"}, loss="rpgan", gamma=0.1, ada_target=0.3)
+    split = datasets.synthetic(48, size=28, channels=1)
+    histories = []
+    for drift in (-30.0, 30.0):
+        G, D = build(model_cfg, tuple(split.images.shape[1:]), train_cfg.seed, 10)
+        result = train(G, Drifted(D, drift), split.images, train_cfg, model_cfg.z_dim, labels=split.labels)
+        histories.append([(row["augment/p"], row["augment/r_t"]) for row in result.history])
+    (low, high) = histories
+    assert [p for p, _ in low] == [p for p, _ in high] and max(p for p, _ in low) > 0  # p rose, the same way
+    assert [r for _, r in low] == pytest.approx([r for _, r in high], abs=0.13)  # a near-tie pair may flip
+
+
 def test_scheduled_p_and_values_follow_the_schedule(tiny_params):
     model_cfg, train_cfg = cfgs(tiny_params, R3GAN_TINY, loss="rpgan", gamma=0.5, ada_target=None, ada_p=0.0,
                                 ada_p_end=0.4, **SCHEDULED)

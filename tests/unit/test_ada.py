@@ -1,6 +1,7 @@
 """ADA's pipeline (gan/augment/ada.py) and its strength p (gan/augment/strength.py): every augmentation is the
 identity at p = 0 and at p = 1 changes the image and passes gradients (a second backward too, for R1/R2); p
-rises while D is sure of the real images and falls otherwise. Equality with the official pipeline:
+rises while D is sure of the real images and falls otherwise, and under a loss with no boundary between real and
+fake logits (rpgan, wgan-gp) no constant drift of D's logits moves it. Equality with the official pipeline:
 checks/ada_official.py."""
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 from ganpipe.distributed.group import SOLO
 from ganpipe.gan.augment import ada
 from ganpipe.gan.augment.strength import INTERVAL, SPEED_IMAGES, Strength, adjusted
+from ganpipe.gan.losses import BOUNDARY, LOSSES, ada_evidence
 
 OPS = [f for f in ada.Multipliers.__dataclass_fields__]
 COLOUR_ONLY = {"hue", "saturation"}  # no effect on grey images
@@ -106,6 +108,33 @@ def test_p_rises_while_d_is_sure_of_the_real_images_and_falls_otherwise():
     assert math.isclose(s.p.item(), 6 * step, rel_tol=1e-4)
     for _ in range(20 * INTERVAL):  # and never below 0
         s.observe(unsure)
+        s.after_step(SOLO)
+    assert s.p.item() == 0.0
+
+
+def test_r_t_ignores_a_drift_of_the_logits_under_rpgan_and_wgan():
+    """The failure it fixes: under rpgan, D won (real logits above their fakes') while every logit drifted below
+    0, so E[sign(D(real))] said -1 and p never rose. Paired evidence says D is sure, at any drift."""
+    g = torch.Generator().manual_seed(3)
+    fake = torch.randn(64, generator=g)
+    real = fake + torch.rand(64, generator=g) + 0.1  # D ranks every real image above its fake
+    for loss in ("rpgan", "wgan-gp"):
+        for drift in (-50.0, 0.0, 50.0):
+            assert torch.sign(ada_evidence(loss, real + drift, fake + drift)).mean().item() == 1.0
+    # the paper's boundary at 0, and lsgan's midway between its targets 1 and 0
+    assert torch.sign(ada_evidence("hinge", real - 50, fake - 50)).mean().item() == -1.0
+    assert ada_evidence("lsgan", torch.tensor([0.7, 0.3]), torch.zeros(2)).sign().tolist() == [1.0, -1.0]
+    assert set(BOUNDARY) == set(LOSSES)  # a new loss must say where its boundary is
+
+    batch = 64
+    s = Strength(0.0, 0.6, batch, torch.device("cpu"))
+    for _ in range(10 * INTERVAL):  # all logits negative, D sure: p rises
+        s.observe(ada_evidence("rpgan", real[:batch] - 20, fake[:batch] - 20))
+        s.after_step(SOLO)
+    assert math.isclose(s.p.item(), 10 * batch * INTERVAL / SPEED_IMAGES, rel_tol=1e-4)
+    unsure = torch.cat([real[:batch // 2], fake[batch // 2:]]), torch.cat([fake[:batch // 2], real[batch // 2:]])
+    for _ in range(20 * INTERVAL):  # all logits positive, D right on half the pairs (r_t = 0): p falls to 0
+        s.observe(ada_evidence("rpgan", unsure[0] + 20, unsure[1] + 20))
         s.after_step(SOLO)
     assert s.p.item() == 0.0
 

@@ -105,3 +105,17 @@ LOSSES: dict[str, tuple[DLoss, GLoss]] = {
     "rpgan": (rp_d_loss, rp_g_loss),  # the penalties themselves: train.gamma
 }
 RELATIVISTIC = {"rpgan"}  # G's loss also needs D's logits of real images
+
+# Where D's logit says "real" for each loss, for ADA's overfitting heuristic r_t = E[sign(D(real) - boundary)]:
+# 0 for the logistic and hinge losses (the paper's sign(D(real))), 0.5 for lsgan (midway between its targets 1
+# and 0). The Wasserstein and relativistic losses (and their penalties) depend only on differences of logits, so
+# D's logits drift by any constant and have no boundary: there r_t compares each real image with its paired fake.
+BOUNDARY: dict[str, float | None] = {"bce": 0.0, "nonsaturating": 0.0, "hinge": 0.0, "lsgan": 0.5,
+                                     "wgan-gp": None, "rpgan": None}
+
+
+def ada_evidence(loss: str, logits_real: Tensor, logits_fake: Tensor) -> Tensor:
+    """Per real image, the value whose sign ADA averages into r_t: D(x) - boundary, or D(x) - D(G(z)) of its pair
+    where the loss fixes no boundary (so a constant shift of every logit leaves r_t unchanged)."""
+    boundary = BOUNDARY[loss]
+    return logits_real - logits_fake if boundary is None else logits_real - boundary

@@ -17,7 +17,7 @@ from ganpipe.gan.augment.ada import Ada
 from ganpipe.gan.augment.strength import Strength
 from ganpipe.gan.ema import EMA
 from ganpipe.gan.schedules import Values, ema_beta
-from ganpipe.gan.losses import LOSSES, RELATIVISTIC, gradient_penalty, r1_penalty, zero_centred_penalty
+from ganpipe.gan.losses import LOSSES, RELATIVISTIC, ada_evidence, gradient_penalty, r1_penalty, zero_centred_penalty
 from ganpipe.params.config import TrainConfig
 
 
@@ -102,7 +102,8 @@ class Step:
         if self.ema is not None:
             self.ema.update(self.ema_beta)
         with torch.no_grad():
-            ada = [self.strength.p.clone(), torch.sign(logits_real).mean()] if self.ada is not None else []
+            ada = [self.strength.p.clone(), torch.sign(ada_evidence(self.cfg.loss, logits_real, logits_fake)).mean()
+                   ] if self.ada is not None else []
             self.strength.after_step(self.replicas)
             return torch.stack([d_loss.detach(), g_loss.detach(), torch.sigmoid(logits_real).mean(),
                                 torch.sigmoid(logits_fake).mean(), *(v.detach() for _, v in extra), *ada])
@@ -122,8 +123,8 @@ class Step:
                 logits = self.D_fwd(self.augment(torch.cat([real, fake.detach()])),
                                     torch.cat([y_real, y_fake])).float()
             logits_real, logits_fake = logits[:b], logits[b:]
-            if self.ada is not None:
-                self.strength.observe(logits_real)  # ADA's overfitting heuristic E[sign(D(real))]
+            if self.ada is not None:  # ADA's overfitting heuristic, r_t = E[sign(evidence)]
+                self.strength.observe(ada_evidence(cfg.loss, logits_real.detach(), logits_fake.detach()))
             d_loss = self.d_loss_fn(logits_real, logits_fake)
             extra = self._penalties(real, fake, y_real, y_fake)
             for weight, value in extra:

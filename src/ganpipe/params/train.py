@@ -70,7 +70,7 @@ class TrainConfig:
     ema_halflife_end: Optional[float]  # the half-life moves to this
     # ADA (augment: [ada]; gan/augment/ada.py): each augmentation is applied with probability p x its multiplier
     ada_p: float  # p's start value (adaptive and scheduled), or p itself when neither
-    ada_target: Optional[float]  # adaptive: p moves to keep E[sign(D(real))] at this (0.6 in the paper); null = off
+    ada_target: Optional[float]  # adaptive: p keeps r_t (losses.ada_evidence) at this (0.6 in the paper); null = off
     ada_p_end: Optional[float]  # scheduled: p moves from ada_p to this over schedule_images (R3GAN's presets)
     ada_pipe: str  # bgc (StyleGAN2-ADA's default) | bgcc (R3GAN's: colour at half strength, and cutout)
     # the FID during training (eval/during.py): of score_n samples of the EMA generator, at tick ends

@@ -1,9 +1,11 @@
 """ADA's strength p: fixed, scheduled (R3GAN's presets; gan/schedules.py sets it each step) or adaptive.
 
 Adaptive (StyleGAN2-ADA's heuristic): r_t = E[sign(D(augmented real))] says how sure D is of the training images;
-above the target (0.6) D is overfitting them. Every INTERVAL steps p moves by batch x INTERVAL / SPEED_IMAGES
-towards keeping r_t at the target (up when above it, down when below), so it can go from 0 to 1 in SPEED_IMAGES
-images. p stays a tensor on the device and its adjustment is tensor arithmetic: no step waits for the device.
+above the target (0.6) D is overfitting them. Under a loss whose logits have no fixed boundary (rpgan, wgan-gp)
+the sign is of D(real) - D(its paired fake) instead (gan/losses.py, ada_evidence). Every INTERVAL steps p moves
+by batch x INTERVAL / SPEED_IMAGES towards keeping r_t at the target (up when above it, down when below), so it
+can go from 0 to 1 in SPEED_IMAGES images. p stays a tensor on the device and its adjustment is tensor
+arithmetic: no step waits for the device.
 Its state (p and the signs gathered since the last adjustment) is part of the resume checkpoint, so a resumed
 run goes on with the same p (the official code restarts it from its initial value: stylegan2-ada-pytorch #81).
 """
@@ -28,17 +30,18 @@ class Strength:
     def __init__(self, p: float, target: float | None, batch: int, device: torch.device):
         self.p = torch.tensor(float(p), device=device)
         self.target, self.batch = target, batch
-        self.signs = torch.zeros(2, device=device)  # sum of sign(D(real)) and the count, since the last adjustment
+        self.signs = torch.zeros(2, device=device)  # signs' sum and count since the last adjustment
         self.steps = 0
 
     def set(self, value: float) -> None:
         """A scheduled value (fill_ from a Python number: no synchronisation)."""
         self.p.fill_(value)
 
-    def observe(self, logits_real: torch.Tensor) -> None:
+    def observe(self, evidence: torch.Tensor) -> None:
+        """Gather one D step's per-image evidence (losses.ada_evidence: > 0 where D is sure of a real image)."""
         if self.target is not None:
-            self.signs += torch.stack([torch.sign(logits_real.detach()).sum(), torch.tensor(
-                float(logits_real.numel()), device=logits_real.device)])
+            self.signs += torch.stack([torch.sign(evidence.detach()).sum(), torch.tensor(
+                float(evidence.numel()), device=evidence.device)])
 
     def after_step(self, replicas: Replicas) -> None:
         """Count a step; every INTERVAL steps adjust p from every rank's signs (one all-reduce)."""
