@@ -34,7 +34,7 @@ def test_the_stages_run_at_128_and_256_px(workdir, monkeypatch, arch, size, chan
     train = {"epochs": 1, "batch_size": 8, "augment": ["ada"], "ada_p": 0.3, "ada_target": None}
     if arch == "r3gan":
         train.update(loss="rpgan", gamma=0.1)
-    write_params(workdir, data={"image_size": size, "channels": channels, "max_images": 60, "holdout_fraction": 0.25},
+    write_params(workdir, data={"image_size": size, "channels": channels, "max_images": 40, "holdout_fraction": 0.25},
                  classifier={"epochs": 1, "batch_size": 8, "feature_dim": 8}, model=model, train=train,
                  sample={"n": 40, "batch_size": 20, "grid_rows": 3},
                  evaluate={"batch_size": 20, "kid_subset_size": 20, "kid_subsets": 5, "pr_k": 2, "dc_k": 2})

@@ -22,7 +22,7 @@ params:
   train.loss: {choices: [bce, hinge]}
 """
 # 540 training images in batches of 32: 0.512 kimg an epoch, scored each epoch (every 0.5 kimg)
-ARGS = ["--space", "SPACE", "--trials", "4", "--study", STUDY, "--heartbeat", "2", "--prune", "--prune-startup", "2",
+ARGS = ["--space", "SPACE", "--trials", "3", "--study", STUDY, "--heartbeat", "2", "--prune", "--prune-startup", "2",
         "-S", "train.epochs=6", "-S", "train.score_every_kimg=0.5", "-S", "train.threads=1"]
 
 
@@ -76,7 +76,7 @@ def test_two_clones_share_a_study_a_killed_worker_is_retried_and_the_best_trial_
     states = {t.number: t.state.name for t in trials}
     finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
     failed = [t for t in trials if t.state.name == "FAIL"]
-    assert len(finished) >= 4 and set(states.values()) <= {"COMPLETE", "PRUNED", "FAIL"}, states
+    assert len(finished) >= 3 and set(states.values()) <= {"COMPLETE", "PRUNED", "FAIL"}, states
     assert failed, f"the killed worker's trial was not failed: {states}"
     for trial in failed:  # each failed trial was run again, with its params, and finished
         retries = [t for t in trials if trial.number in t.system_attrs.get("retry_history", ())]
