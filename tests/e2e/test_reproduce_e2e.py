@@ -23,6 +23,16 @@ def test_push_and_pull_give_a_collaborator_every_output_without_retraining(repo,
     assert pushed.returncode == 0 and "pushed to shared" in pushed.stdout, pushed.stderr
     collab = tmp_path / "collab"
     sh("git", "clone", "-q", str(repo), str(collab), cwd=tmp_path, env=env)
+    # an output made or edited here is not overwritten: the pull names it and stops before fetching anything
+    (collab / "models").mkdir(exist_ok=True)
+    (collab / "models" / "generator.safetensors").write_text("mine")
+    refused = ganpipe(collab, env, "pull")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert "1 output(s) here differ from this commit's" in refused.stderr, refused.stderr
+    assert "models/generator.safetensors. Move them aside" in refused.stderr, refused.stderr
+    assert (collab / "models" / "generator.safetensors").read_text() == "mine"
+    assert not (collab / "models" / "classifier.safetensors").exists() and not (collab / ".dvc" / "cache").exists()
+    (collab / "models" / "generator.safetensors").unlink()
     pulled = ganpipe(collab, env, "pull")
     assert pulled.returncode == 0 and "pulled from shared" in pulled.stdout, pulled.stderr
     params = yaml.safe_load((repo / "params.yaml").read_text())["paths"]

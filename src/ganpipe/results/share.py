@@ -1,7 +1,8 @@
 """`ganpipe push` / `ganpipe pull`: `dvc push` / `dvc pull` with their failure modes named before anything moves.
 
 DVC's own messages for the common mistakes are indirect ("Checkout failed ... Is your cache up to date?" when
-no remote is set, a list of md5s when the remote lacks files). These checks say which remote, what is wrong and
+no remote is set, a list of md5s when the remote lacks files, "Can't remove the following unsaved files" after
+fetching when a pulled output was edited here). These checks say which remote, what is wrong and
 what to run, and exit non-zero before any file is touched. The transfer itself is plain DVC.
 """
 from __future__ import annotations
@@ -21,10 +22,29 @@ def _dvc(root: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True)
 
 
+def dvc_error(text: str) -> str:
+    """DVC's last ERROR line with the lines that follow it on one line: DVC lists the files an error is about
+    below the line ("Checkout failed for following targets:", then one path per line)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    starts = [i for i, line in enumerate(lines) if line.startswith("ERROR")]
+    if not starts:
+        return lines[-1] if lines else "(no output)"
+    first, *rest = lines[starts[-1]:][:11]
+    return " ".join([first.removeprefix("ERROR: ").removeprefix("ERROR:"), *rest]).strip()
+
+
 def _last_error(out: subprocess.CompletedProcess) -> str:
-    lines = [line for line in (out.stderr + out.stdout).splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("ERROR")]
-    return (errors or lines or ["(no output)"])[-1].removeprefix("ERROR: ")
+    return dvc_error(out.stderr + out.stdout)
+
+
+def _modified_outputs(root: Path) -> list[str]:
+    """Outputs present here whose bytes differ from this commit's dvc.lock (edited, or made by another run):
+    `dvc pull` stops at them, after fetching, to ask before it overwrites them."""
+    out = _dvc(root, "data", "status", "--json")
+    text = out.stdout.strip()
+    if out.returncode != 0 or "{" not in text:
+        return []  # nothing DVC can compare yet; the transfer itself reports a real problem
+    return sorted(json.loads(text[text.find("{"):]).get("uncommitted", {}).get("modified", []))
 
 
 def remote(root: Path, name: str | None = None, exists: bool = True) -> tuple[str, str]:
@@ -81,6 +101,10 @@ def _transfer(root: Path, verb: str, name: str, url: str, lacking: str) -> str:
 def pull(root: Path, name: str | None = None) -> str:
     """Fetch this commit's outputs from the remote; refuses, changing nothing, when the remote lacks any."""
     name, url = remote(root, name)
+    if modified := _modified_outputs(root):
+        raise ShareError(f"{len(modified)} output(s) here differ from this commit's and would be overwritten by the "
+                         f"pull: {', '.join(modified)}. Move them aside (or delete them if they are not needed), then "
+                         f"run `ganpipe pull` again. Nothing was changed here")
     return _transfer(root, "pull", name, url,
                      f"DVC remote {name!r} ({url}) does not have {{n}} output(s) of this commit: {{paths}}. Whoever "
                      f"made them must run `ganpipe push` from their clone, or rebuild them here with `make repro`. "
