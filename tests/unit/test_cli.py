@@ -1,11 +1,14 @@
 """The `ganpipe` command's own surface: --version, --params before or after the verb, an example in every
-verb's --help."""
+verb's --help, and help and refusals that answer without importing torch."""
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 
 from ganpipe import cli
-
+from helpers import ROOT
 
 
 def _verbs() -> list[str]:
@@ -45,3 +48,16 @@ def test_every_verb_shows_an_example_in_its_help(verb, capsys):
 
 def test_the_verbs_a_user_reaches_for_are_there():
     assert {"run", "generate", "score", "compare", "evaluate", "reproduce"} <= set(VERBS)
+
+
+def test_help_and_a_refused_argument_answer_without_importing_torch():
+    """The parser and the checks before any work import no torch (2 to 3 s of start-up): `ganpipe --help`, every
+    verb's --help and a refused argument answer at once."""
+    code = ("import sys\nfrom ganpipe import cli\n"
+            "for argv in [['--help'], *[[v, '--help'] for v in sys.argv[1:]], ['reproduce', '--', '--x']]:\n"
+            "    try:\n        cli.main(argv)\n    except SystemExit:\n        pass\n"
+            "print('torch imported:', 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, *VERBS], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "must not be empty, start with '-'" in done.stderr  # the refusal ran, not only the parser
+    assert done.stdout.strip().splitlines()[-1] == "torch imported: False"

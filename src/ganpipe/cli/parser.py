@@ -24,7 +24,7 @@ def version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ganpipe.data.imagefiles import RANGES
+    from ganpipe.data.ranges import RANGES
 
     parser = argparse.ArgumentParser(prog="ganpipe", description="ganpipe: reproducible GAN experiments",
                                      epilog="`ganpipe VERB --help` shows each verb's options and examples.")
@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _score_verb(verb) -> None:
-    from ganpipe.data.imagefiles import RANGES
+    from ganpipe.data.ranges import RANGES
 
     sc = verb("score", "score one image set against another in Inception-V3 space (FID, KID, precision/recall, "
                        "density/coverage, copies); works outside a ganpipe project, offline",

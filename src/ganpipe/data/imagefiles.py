@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ganpipe.data.ranges import RANGES
 from ganpipe.errors import SamplesError
 
 IMAGE_KEYS = ("images", "samples", "x", "arr_0")
 LABEL_KEYS = ("labels", "y")
 RANGE_KEY = "value_range"
-RANGES = {"-1,1": (-1.0, 1.0), "0,1": (0.0, 1.0), "0,255": (0.0, 255.0)}
 SLACK = 1e-4  # float round-off allowed outside a range's ends
 
 
