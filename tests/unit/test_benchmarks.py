@@ -68,3 +68,22 @@ def test_the_check_would_catch_a_removed_parameter(tmp_path, monkeypatch):
     monkeypatch.setattr(f"{__name__}.SCRIPTS", [bad])
     with pytest.raises(AssertionError, match="no parameter 'progress'"):
         test_every_library_call_in_a_benchmark_fits_its_signature(bad)
+
+
+def test_pipeline_time_runs_each_stage_after_every_stage_it_reads_from():
+    """benchmarks/pipeline_time.py runs `dvc repro -s STAGE` one stage at a time, so each must come after the stages
+    whose outputs it reads (a fixed list once ran train before the Inception reference it reads, and failed)."""
+    import os
+    import sys
+
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import pipeline_time
+
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
+    order = pipeline_time.stage_order(ROOT, env)
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert sorted(order) == sorted(stages)
+    assert order.index("reference") < order.index("train") < order.index("sample") < order.index("evaluate")
+    assert order[0] == "prepare"
