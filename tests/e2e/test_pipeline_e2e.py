@@ -183,60 +183,63 @@ def test_fresh_clone_reproduces_the_same_bytes(repo, env, tmp_path):
     assert "eval/fid" in run.data.metrics and run.info.status == "FINISHED"  # dvc.lock and the git-tracked metrics came out identical
 
 
-def test_a_config_over_seeds_queued_lands_every_run_tagged_and_compares_as_mean_std(repo, env, tmp_path):
-    """`ganpipe run CONFIG --seeds 0,1 --queue`, two queue workers: two runs in the root store, tagged with the
-    config, each naming what it changed; `ganpipe compare --group-by config` averages the seeds; `ganpipe report`
-    makes one page for the config and one per run, checked as headless Chromium renders them. (A sweep's
-    expansion with seeds is tests/unit/test_overlays.py's; two runs here keep this test to one round of the
-    queue.)"""
+def test_a_config_over_seeds_and_a_sweep_queued_lands_every_run_tagged_and_compares_as_mean_std(repo, env, tmp_path):
+    """`ganpipe run CONFIG --seeds 0,1 -S loss=bce,hinge --queue`, two queue workers: four runs in the root
+    store, tagged with the config, each naming what it changed; `ganpipe compare --group-by` averages the seeds;
+    `ganpipe report` makes one page for the config and one per run, checked as headless Chromium renders them."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("ganpipe").experiment_id
     before = {r.info.run_id for r in client.search_runs([experiment])}
     (repo / "configs" / "quick.yaml").write_text("train:\n  epochs: 1  # a quick look\n")
-    out = ganpipe(repo, env, "run", "quick", "--seeds", "0,1", "-n", "quick", "--queue")
+    out = ganpipe(repo, env, "run", "quick", "--seeds", "0,1", "-S", "train.loss=bce,hinge", "-n", "quick",
+                  "--queue")
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     status = drain_queue(repo, env, 2)
-    assert status.count("Success") >= 2, status
+    assert status.count("Success") >= 4, status
     new = [r for r in client.search_runs([experiment]) if r.info.run_id not in before]
-    assert len(new) == 2 and all(r.info.status == "FINISHED" for r in new), [r.info.status for r in new]
+    assert len(new) == 4 and all(r.info.status == "FINISHED" for r in new), [r.info.status for r in new]
     assert all("eval/fid" in r.data.metrics for r in new)  # evaluate found each run, none half-logged
     assert {r.data.tags["ganpipe.config"] for r in new} == {"quick"}
     names = {r.info.run_name for r in new}
-    assert names == {r.data.tags["dvc.exp_name"] for r in new} == {"quick-s0", "quick-s1"}
+    assert names == {r.data.tags["dvc.exp_name"] for r in new} == {"quick-s0-1", "quick-s0-2", "quick-s1-1",
+                                                                   "quick-s1-2"}
     # the baseline (tiny params) trains 2 epochs with the hinge loss, seed 0: each run names what it changed
     assert {r.data.tags["dvc.params_changed"] for r in new} == {
-        "tracking.config=[quick]; train.epochs=1", "tracking.config=[quick]; train.epochs=1; train.seed=1"}
+        "tracking.config=[quick]; train.epochs=1; train.loss=bce", "tracking.config=[quick]; train.epochs=1",
+        "tracking.config=[quick]; train.epochs=1; train.loss=bce; train.seed=1",
+        "tracking.config=[quick]; train.epochs=1; train.seed=1"}
     # each names the commit its code came from, clean: -S changes params.yaml, which is logged, not code
     head = sh("git", "rev-parse", "HEAD", cwd=repo, env=env).strip()
     assert {(r.data.tags["git.commit"], r.data.tags["git.dirty"]) for r in new} == {(head, "false")}
     # nothing was logged into the temporary copies the queue ran in
     assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))
-    compared = ganpipe(repo, env, "compare", "--tag", "ganpipe.config=quick", "--group-by", "config",
+    compared = ganpipe(repo, env, "compare", "--tag", "ganpipe.config=quick", "--group-by", "train.loss",
                        "--format", "csv")
     assert compared.returncode == 0, compared.stderr
     rows = {r["group"]: r for r in csv.DictReader(io.StringIO(compared.stdout))}
-    assert set(rows) == {"quick"} and rows["quick"]["n"] == "2"
-    fids = [r.data.metrics["eval/fid"] for r in new]
-    assert float(rows["quick"]["eval/fid_mean"]) == pytest.approx(sum(fids) / 2)
-    assert float(rows["quick"]["eval/fid_std"]) == pytest.approx(abs(fids[0] - fids[1]) / 2 ** 0.5)
+    assert set(rows) == {"bce", "hinge"} and {r["n"] for r in rows.values()} == {"2"}
+    for loss, row in rows.items():
+        fids = [r.data.metrics["eval/fid"] for r in new if r.data.params["train.loss"] == loss]
+        assert float(row["eval/fid_mean"]) == pytest.approx(sum(fids) / 2)
+        assert float(row["eval/fid_std"]) == pytest.approx(abs(fids[0] - fids[1]) / 2 ** 0.5)
     _check_reports(repo, env, tmp_path, new)
 
 
 def _check_reports(repo, env, tmp_path, runs) -> None:
     from ganpipe.results import scores
 
-    one = next(r for r in runs if r.info.run_name == "quick-s1")
-    for target in ("quick", "quick-s1"):
+    one = next(r for r in runs if r.info.run_name == "quick-s1-2")
+    for target in ("quick", "quick-s1-2"):
         done = ganpipe(repo, env, "report", target, "-o", str(tmp_path / f"{target}.html"))
         assert done.returncode == 0 and f"wrote {tmp_path / target}.html" in done.stdout, done.stderr[-2000:]
     missing = ganpipe(repo, env, "report", "no-such-thing")
     assert missing.returncode == 1 and "no finished training run, experiment, config or study named" in missing.stderr
-    group, single = (open_in_chromium(tmp_path / f"{t}.html") for t in ("quick", "quick-s1"))
+    group, single = (open_in_chromium(tmp_path / f"{t}.html") for t in ("quick", "quick-s1-2"))
     if group is None:
         pytest.skip("no headless Chromium here for the report pages (apt-get install chromium chromium-driver)")
-    assert group["text"].startswith("ganpipe report: config quick (2 runs)") and "mean ± std" in group["text"]
+    assert group["text"].startswith("ganpipe report: config quick (4 runs)") and "mean ± std" in group["text"]
     assert all(r.info.run_name in group["text"] for r in runs)
     for shown in (group, single):
         assert shown["requests"] == []  # self-contained: nothing fetched
