@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 
-
 def stage_order(clone: Path, env: dict) -> list[str]:
     """The stages in an order `dvc repro` may run them, from `dvc dag --dot`: a dep added to dvc.yaml reorders
     them here too (train reads the Inception reference, so `reference` comes before it)."""

@@ -70,7 +70,7 @@ def test_the_check_would_catch_a_removed_parameter(tmp_path, monkeypatch):
         test_every_library_call_in_a_benchmark_fits_its_signature(bad)
 
 
-def test_pipeline_time_runs_each_stage_after_every_stage_it_reads_from():
+def test_pipeline_time_runs_each_stage_after_every_stage_it_reads_from(monkeypatch):
     """benchmarks/pipeline_time.py runs `dvc repro -s STAGE` one stage at a time, so each must come after the stages
     whose outputs it reads (a fixed list once ran train before the Inception reference it reads, and failed)."""
     import os
@@ -78,7 +78,7 @@ def test_pipeline_time_runs_each_stage_after_every_stage_it_reads_from():
 
     import yaml
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # not left on sys.path for later tests
     import pipeline_time
 
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
